@@ -1,0 +1,51 @@
+# Quick start (Debian 12, as root):
+#   make demo   # install what is missing, then serve a built-in sample
+#   make test   # install what is missing, then run the whole test suite
+
+DEB_PACKAGES := nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd qemu-utils \
+	nbd-client python3-zstandard python3-lz4 python3-requests python3-venv \
+	python3-pip e2fsprogs curl fio nginx-light openssl
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all deps venv demo test lint bench clean
+
+all: test
+
+# Debian packages: install only the ones that are missing.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# The venv is built from Debian's Python, the one nbdkit's Python plugin embeds,
+# so that the libnbd bindings (python3-libnbd) are importable in tests.
+$(STAMP): setup.cfg pyproject.toml | deps
+	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: deps $(STAMP)
+
+demo: venv
+	$(PY) scripts/demo.py
+
+test: venv
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) demo-work bench/work *.egg-info

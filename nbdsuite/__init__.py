@@ -1,0 +1,1 @@
+"""Small helpers shared by the plugins, the HTTP disk server and the scripts."""
