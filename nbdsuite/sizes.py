@@ -7,8 +7,14 @@ parameters be parsed in the server, the wrapper and in tests.
 import re
 
 _SUFFIXES = {
-    "": 1, "b": 1,
-    "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60,
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "m": 1 << 20,
+    "g": 1 << 30,
+    "t": 1 << 40,
+    "p": 1 << 50,
+    "e": 1 << 60,
 }
 _SIZE_RE = re.compile(r"\s*(\d+)\s*([a-zA-Z]?)\s*(?:i?b)?\s*", re.IGNORECASE)
 

@@ -1,0 +1,180 @@
+"""The listening server: connection bookkeeping, TLS, limits and graceful stop.
+
+It extends the standard library's ThreadingHTTPServer with what a disk server
+needs: a bound on connections, TLS handshakes done in the worker thread (a slow
+client must not block accept), and a shutdown that lets requests in flight
+finish for a bounded time before forcing the remaining connections closed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from .auth import BasicAuth
+from .backend import Backend
+
+log = logging.getLogger("http_disk_server")
+
+MiB = 1 << 20
+
+
+@dataclass
+class Config:
+    read_only: bool = False
+    max_put_size: int = 128 * MiB
+    timeout: float = 60.0             # socket timeout for idle and slow clients
+    shutdown_timeout: float = 10.0    # how long SIGTERM waits for requests in flight
+    max_connections: int = 64
+    max_writers: int = 8              # PUT bodies buffered at once (bounds memory)
+    verbose: bool = False
+    sendfile: bool = True
+    auth: BasicAuth | None = None
+    ssl_context: ssl.SSLContext | None = None
+    extra_info: dict[str, Any] = field(default_factory=dict)
+
+
+class DiskHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler_class: type, config: Config) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.config = config
+        # Route table: URL path -> backend; None while the device is not open yet.
+        self.routes: dict[str, Backend] | None = None
+        self.not_ready_reason = "the device is not open yet"
+        self.stopping = False
+        self._lock = threading.Condition()
+        self._handlers: dict[Any, bool] = {}   # handler -> busy with a request
+        self._active = 0                        # requests in flight
+        self._writing = 0                       # requests inside a device write/flush
+        self._writes_closed = False             # set at shutdown, after the last write
+        self._conn_slots = threading.BoundedSemaphore(config.max_connections)
+        self.writer_slots = threading.BoundedSemaphore(config.max_writers)
+        super().__init__(address, handler_class)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (getfqdn), which can
+        # stall for seconds without DNS and delay "Server ready!".
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = port
+
+    def set_routes(self, routes: dict[str, Backend]) -> None:
+        with self._lock:
+            self.routes = routes
+
+    def backends(self) -> list[Backend]:
+        routes = self.routes or {}
+        unique: dict[int, Backend] = {id(b): b for b in routes.values()}
+        return list(unique.values())
+
+    # --- connection limit -------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self.stopping or not self._conn_slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._conn_slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._conn_slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        if self.config.ssl_context is None:
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that vanish or fail the TLS handshake are routine: one line, no traceback.
+        import sys
+        exc = sys.exc_info()[1]
+        log.info("connection from %s ended: %s", client_address[0], exc)
+
+    # --- request bookkeeping for graceful shutdown -------------------------
+
+    def register(self, handler: Any) -> None:
+        with self._lock:
+            self._handlers[handler] = False
+
+    def unregister(self, handler: Any) -> None:
+        with self._lock:
+            if self._handlers.pop(handler, False):
+                self._active -= 1
+            self._lock.notify_all()
+
+    @contextmanager
+    def request_in_flight(self, handler: Any) -> Iterator[None]:
+        with self._lock:
+            self._handlers[handler] = True
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._handlers.get(handler):
+                    self._handlers[handler] = False
+                    self._active -= 1
+                self._lock.notify_all()
+
+    @contextmanager
+    def device_write(self) -> Iterator[None]:
+        """Marks a device write or flush, which shutdown waits for (it cannot be interrupted)."""
+        with self._lock:
+            if self._writes_closed:
+                raise OSError(errno.ESHUTDOWN, "the server is shutting down")
+            self._writing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writing -= 1
+                self._lock.notify_all()
+
+    def begin_stop(self) -> None:
+        """Stop new requests: idle keep-alive connections are closed now."""
+        with self._lock:
+            self.stopping = True
+            for handler, busy in self._handlers.items():
+                if not busy:
+                    handler.abort_connection()
+
+    def wait_requests(self, timeout: float) -> bool:
+        with self._lock:
+            return self._lock.wait_for(lambda: self._active == 0, timeout)
+
+    def abort_all(self) -> None:
+        with self._lock:
+            for handler in self._handlers:
+                handler.abort_connection()
+
+    def close_writes(self, timeout: float) -> bool:
+        """Wait for device writes in progress, then refuse new ones (before fsync and close)."""
+        with self._lock:
+            done = self._lock.wait_for(lambda: self._writing == 0, timeout)
+            self._writes_closed = True
+            return done

@@ -1,0 +1,68 @@
+"""Read-only backend over one stream of a Hexz snapshot (.hxz), via the hxz reader."""
+
+from __future__ import annotations
+
+import errno
+
+import hxz
+
+from .backend import Backend, BackendError, Extent
+
+
+class SnapshotBackend(Backend):
+    read_only = True
+    can_extents = True
+
+    def __init__(self, stream: hxz.Stream, name: str) -> None:
+        self._stream = stream
+        self.name = name
+        self.size = stream.size
+
+    def readinto(self, buf: memoryview, offset: int) -> None:
+        try:
+            self._stream.readinto(buf, offset)
+        except hxz.HxzError as e:
+            # Corrupt or missing block data: an I/O error for this request only.
+            raise BackendError(errno.EIO, str(e)) from e
+
+    def extents(self) -> list[Extent]:
+        result: list[Extent] = []
+        pos = 0
+        while pos < self.size:
+            start_pos = pos
+            try:
+                runs = self._stream.extents(pos, self.size - pos)
+            except hxz.HxzError as e:
+                raise BackendError(errno.EIO, str(e)) from e
+            for start, length, is_zero in runs:
+                length = min(length, self.size - start)
+                if length <= 0:
+                    continue
+                # A zero run stores no data, hence is a hole as well.
+                if result and result[-1].zero == is_zero and \
+                        result[-1].start + result[-1].length == start:
+                    last = result.pop()
+                    result.append(Extent(last.start, last.length + length, is_zero, is_zero))
+                else:
+                    result.append(Extent(start, length, is_zero, is_zero))
+                pos = max(pos, start + length)
+            if not runs or pos <= start_pos:
+                raise BackendError(errno.EIO, f"{self.name}: extents made no progress at "
+                                   f"offset {start_pos}")
+        return result
+
+    def info(self) -> dict:
+        d = super().info()
+        d["type"] = "snapshot"
+        return d
+
+
+def open_snapshot(path: str) -> tuple[dict[str, Backend], dict, hxz.Archive]:
+    """Routes for a snapshot (hexz serve's names) plus its metadata for GET /info."""
+    archive = hxz.open_archive(path)
+    disk = SnapshotBackend(archive.stream("disk"), f"{path}:disk")
+    routes: dict[str, Backend] = {"/": disk, "/disk": disk}
+    memory = archive.stream("memory")
+    if memory.size > 0:
+        routes["/memory"] = SnapshotBackend(memory, f"{path}:memory")
+    return routes, {"snapshot": archive.info()}, archive
