@@ -1,0 +1,237 @@
+"""Plugin parameters: parsing and validation.
+
+Every problem becomes a ``ParamError`` whose message is one line naming the
+parameter; the password value never appears in any message or repr.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from nbdsuite.sizes import parse_size
+
+
+class ParamError(ValueError):
+    """A bad plugin parameter. str() is a single line fit for nbdkit's error log."""
+
+
+@dataclass(frozen=True)
+class ServerURL:
+    """One parsed server URL."""
+
+    url: str          # as given, minus any userinfo (safe to log)
+    scheme: str       # "http" or "https"
+    host: str
+    port: int
+    path: str         # request target, at least "/"
+
+    @property
+    def label(self) -> str:
+        return self.url
+
+
+@dataclass
+class Params:
+    urls: list[ServerURL] = field(default_factory=list)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    device_size: int | None = None
+    timeout: float = 10.0
+    connect_timeout: float = 2.0
+    retries: int = 2
+    retry_delay: float = 0.1
+    cafile: str | None = None
+    insecure: bool = False
+
+    def __repr__(self) -> str:  # never show the password, even by accident
+        hidden = "<set>" if self.password is not None else None
+        return (f"Params(urls={[u.url for u in self.urls]!r}, user={self.user!r}, "
+                f"password={hidden}, device_size={self.device_size}, timeout={self.timeout}, "
+                f"connect_timeout={self.connect_timeout}, retries={self.retries}, "
+                f"retry_delay={self.retry_delay}, cafile={self.cafile!r}, "
+                f"insecure={self.insecure})")
+
+    __str__ = __repr__
+
+
+KNOWN_KEYS = ("urls", "user", "password", "device-size", "timeout", "connect-timeout",
+              "retries", "retry-delay", "cafile", "insecure")
+
+# Backoff between retries on one server never exceeds this many seconds, so the
+# worst case stays bounded and computable.
+MAX_BACKOFF = 2.0
+
+
+def parse_url(text: str) -> ServerURL:
+    """Parse one server URL; only http and https with an explicit host are accepted."""
+    raw = text.strip()
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as e:
+        raise ParamError(f"urls: bad URL {raw!r}: {e}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ParamError(f"urls: {raw!r}: scheme must be http or https")
+    if not parts.hostname:
+        raise ParamError(f"urls: {raw!r}: no host")
+    if parts.username or parts.password:
+        # Credentials in URLs end up in logs and process titles: refuse them.
+        raise ParamError(f"urls: {parts.scheme}://{parts.hostname}: put credentials in "
+                         "user= and password=, not in the URL")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return ServerURL(raw, parts.scheme, parts.hostname, port, path)
+
+
+def _strip_newline(s: str) -> str:
+    # nbdkit's convention: exactly one trailing newline is not part of the password.
+    if s.endswith("\r\n"):
+        return s[:-2]
+    if s.endswith("\n"):
+        return s[:-1]
+    return s
+
+
+def read_password(value: str) -> str:
+    """Resolve nbdkit's password forms: literal, ``-`` (terminal or stdin),
+    ``+FILE`` and ``-FD``."""
+    if value == "-":
+        if sys.stdin is not None and sys.stdin.isatty():
+            return getpass.getpass("password: ")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = os.read(0, 4096)
+            if not chunk:
+                break
+            data += chunk
+        return _strip_newline(data.decode())
+    if value.startswith("+"):
+        path = value[1:]
+        try:
+            with open(path, encoding="utf-8") as f:
+                return _strip_newline(f.read())
+        except OSError as e:
+            raise ParamError(f"password: cannot read password file {path!r}: "
+                             f"{e.strerror}") from None
+    if len(value) > 1 and value[0] == "-" and value[1:].isdigit():
+        fd = int(value[1:])
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.close(fd)
+        except OSError as e:
+            raise ParamError(f"password: cannot read file descriptor {fd}: "
+                             f"{e.strerror}") from None
+        return _strip_newline(b"".join(chunks).decode())
+    return value
+
+
+def _float(key: str, value: str, minimum: float, allow_zero: bool) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise ParamError(f"{key}: {value!r} is not a number of seconds") from None
+    if v != v or v < minimum or (v == 0 and not allow_zero) or v > 86400:
+        raise ParamError(f"{key}: {value!r} is out of range")
+    return v
+
+
+def _bool(key: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ParamError(f"{key}: {value!r} is not a boolean (true/false)")
+
+
+def apply(p: Params, key: str, value: str) -> None:
+    """Apply one ``key=value`` to ``p``. Raises ParamError."""
+    if key == "urls":
+        items = [s for s in value.split(",") if s.strip()]
+        if not items:
+            raise ParamError("urls: empty list")
+        p.urls.extend(parse_url(s) for s in items)
+    elif key == "user":
+        p.user = value
+    elif key == "password":
+        p.password = read_password(value)
+    elif key == "device-size":
+        try:
+            size = parse_size(value, "device-size")
+        except ValueError as e:
+            raise ParamError(str(e)) from None
+        if size <= 0:
+            raise ParamError("device-size: must be positive")
+        p.device_size = size
+    elif key == "timeout":
+        p.timeout = _float(key, value, 0.0, allow_zero=False)
+    elif key == "connect-timeout":
+        p.connect_timeout = _float(key, value, 0.0, allow_zero=False)
+    elif key == "retries":
+        try:
+            p.retries = int(value)
+        except ValueError:
+            raise ParamError(f"retries: {value!r} is not an integer") from None
+        if not 0 <= p.retries <= 100:
+            raise ParamError(f"retries: {value!r} is out of range 0..100")
+    elif key == "retry-delay":
+        p.retry_delay = _float(key, value, 0.0, allow_zero=True)
+    elif key == "cafile":
+        if not os.path.isfile(value):
+            raise ParamError(f"cafile: {value!r} is not a readable file")
+        p.cafile = value
+    elif key == "insecure":
+        p.insecure = _bool(key, value)
+    else:
+        raise ParamError(f"unknown parameter {key!r} (known: {', '.join(KNOWN_KEYS)})")
+
+
+def finish(p: Params) -> None:
+    """Checks that need every parameter. Raises ParamError."""
+    if not p.urls:
+        raise ParamError("urls= is required (comma-separated http:// or https:// URLs)")
+    if p.password is not None and p.user is None:
+        raise ParamError("password= given without user=")
+    if (p.cafile or p.insecure) and not any(u.scheme == "https" for u in p.urls):
+        raise ParamError("cafile=/insecure= need at least one https:// URL")
+
+
+def parse(pairs: list[tuple[str, str]]) -> Params:
+    """Parse a whole parameter list (used by tests and the wrapper)."""
+    p = Params()
+    for k, v in pairs:
+        apply(p, k, v)
+    finish(p)
+    return p
+
+
+def backoff_delays(p: Params) -> list[float]:
+    """Sleeps between the attempts on one server: retry_delay doubling, capped."""
+    return [min(p.retry_delay * (2 ** k), MAX_BACKOFF) for k in range(p.retries)]
+
+
+def worst_case_seconds(p: Params, servers: int | None = None) -> float:
+    """Upper bound on the time one request can take before the client gets EIO.
+
+    Each server gets at most 1 + retries attempts plus one immediate retry when
+    a pooled keep-alive connection turns out closed.  An attempt on a fresh
+    connection to a server not yet checked costs at most: connect, HEAD,
+    OPTIONS (and one more connect for servers that close after each reply),
+    each within connect-timeout, then the request itself within timeout.  The
+    backoff sleeps add up in between.
+    """
+    n = len(p.urls) if servers is None else servers
+    per_attempt = 4 * p.connect_timeout + p.timeout
+    return n * ((p.retries + 1) * per_attempt + p.timeout + sum(backoff_delays(p)))

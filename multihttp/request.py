@@ -1,0 +1,120 @@
+"""One HTTP exchange on one connection: HEAD, OPTIONS, GET range, PUT, PATCH.
+
+Replies are checked strictly.  A GET is data only when it is a 206 whose
+Content-Range and Content-Length describe exactly the bytes asked for; the
+body is read straight into the caller's buffer.  Everything else raises
+(see errors.py), and the caller closes the connection.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from multihttp.errors import ServerFault, status_error
+from multihttp.wire import Connection
+from nbdsuite.httprange import format_content_range, parse_content_range
+
+
+class Close(Exception):
+    """The request succeeded but the server closes the connection: do not pool it."""
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    size: int
+    ranges: bool
+    closes: bool      # the server closes the connection (HTTP/1.0 servers do)
+
+
+def _headers(auth: str | None) -> dict[str, str]:
+    return {"Authorization": auth} if auth else {}
+
+
+def head(conn: Connection, target: str, auth: str | None, label: str) -> HeadInfo:
+    conn.send("HEAD", target, _headers(auth))
+    resp = conn.response("HEAD")
+    if resp.status != 200:
+        raise status_error(resp.status, resp.reason, write=False, server=label)
+    length = resp.headers.get("content-length", "")
+    size = int(length) if length.isdigit() else -1
+    ranges = resp.headers.get("accept-ranges", "").strip().lower() == "bytes"
+    return HeadInfo(size, ranges, resp.will_close)
+
+
+def options(conn: Connection, target: str, auth: str | None) -> frozenset[str]:
+    """Features from OPTIONS; an empty set for servers without the extension."""
+    conn.send("OPTIONS", target, _headers(auth))
+    resp = conn.response("OPTIONS")
+    body = conn.read_small(resp)
+    if resp.status != 200:
+        return frozenset()
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return frozenset()
+    feats = doc.get("features", []) if isinstance(doc, dict) else []
+    return frozenset(f for f in feats if isinstance(f, str)) if isinstance(feats, list) \
+        else frozenset()
+
+
+def get_range(conn: Connection, target: str, auth: str | None, label: str,
+              buf: memoryview, offset: int, size: int | None) -> None:
+    """Fill ``buf`` with bytes [offset, offset+len(buf)) or raise."""
+    n = len(buf)
+    last = offset + n - 1
+    hdrs = _headers(auth)
+    hdrs["Range"] = f"bytes={offset}-{last}"
+    conn.send("GET", target, hdrs)
+    resp = conn.response("GET")
+    if resp.status != 206:
+        if resp.status == 200:
+            # Range ignored: the body would start at byte 0. Never data.
+            raise ServerFault(f"{label}: answered 200 to a Range request")
+        raise status_error(resp.status, resp.reason, write=False, server=label)
+    cr = resp.headers.get("content-range", "")
+    try:
+        got = parse_content_range(cr)
+    except ValueError as e:
+        raise ServerFault(f"{label}: {e}") from None
+    if got.first != offset or got.last != last or (
+            size is not None and got.complete is not None and got.complete != size):
+        raise ServerFault(f"{label}: asked bytes {offset}-{last}, got {cr!r}")
+    if resp.length != n or resp.chunked:
+        raise ServerFault(f"{label}: Content-Length "
+                          f"{resp.headers.get('content-length')!r} for a {n}-byte range")
+    got_n = conn.readinto_all(buf)
+    if got_n != n:
+        raise ServerFault(f"{label}: body ended after {got_n} of {n} bytes")
+    if resp.will_close:
+        raise Close()
+
+
+def put_range(conn: Connection, target: str, auth: str | None, label: str,
+              data: memoryview, offset: int, query: str) -> None:
+    n = len(data)
+    hdrs = _headers(auth)
+    hdrs["Content-Range"] = format_content_range(offset, offset + n - 1, None)
+    hdrs["Content-Length"] = str(n)
+    conn.send("PUT", target + query, hdrs, data)
+    resp = conn.response("PUT")
+    conn.read_small(resp)
+    if not 200 <= resp.status < 300:
+        raise status_error(resp.status, resp.reason, write=True, server=label)
+    if resp.will_close:
+        raise Close()
+
+
+def patch(conn: Connection, target: str, auth: str | None, label: str, doc: dict) -> None:
+    body = json.dumps(doc).encode()
+    hdrs = _headers(auth)
+    hdrs["Content-Type"] = "application/json"
+    hdrs["Content-Length"] = str(len(body))
+    conn.send("PATCH", target, hdrs, body)
+    resp = conn.response("PATCH")
+    conn.read_small(resp)
+    if not 200 <= resp.status < 300:
+        raise status_error(resp.status, resp.reason, write=doc.get("op") != "flush",
+                           server=label)
+    if resp.will_close:
+        raise Close()
