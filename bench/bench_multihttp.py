@@ -224,6 +224,7 @@ def main() -> int:
     ap.add_argument("--size", default="256M")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--no-results", action="store_true", help="do not update bench/RESULTS.md")
     a = ap.parse_args()
     size = parse_size(a.size)
     work = Path(tempfile.mkdtemp(prefix="bench-multihttp-"))
@@ -297,6 +298,9 @@ def main() -> int:
     lines += [f"| {k} | {m} | {r} |" for k, m, r in rows]
     text = "\n".join(lines) + "\n"
     print(text)
+    if a.no_results:
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pat = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     new = pat.sub(lambda m: text + "\n", old) if pat.search(old) else \
