@@ -251,7 +251,8 @@ def run(args: argparse.Namespace) -> str:
             s.stop()
     load1 = os.getloadavg()[0]
     lines += ["", f"Machine: {os.cpu_count()} cores, load average {load0:.1f} at start and "
-              f"{load1:.1f} at end (other work was running), {nbdkit_version()}."]
+              f"{load1:.1f} at end (the 1-minute load average includes this "
+              f"benchmark's own nbdkit and nbdcopy), {nbdkit_version()}."]
     return "\n".join(lines)
 
 
