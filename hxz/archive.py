@@ -120,7 +120,9 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
             if off + ln > self.file_size:
                 raise FormatError(f"{self.path}: signature [{off}, {off + ln}) lies past the "
                                   f"end of the file ({self.file_size} bytes; truncated?)")
-        self._member_map = {m.path: m for m in self._members}
+        # Two non-UTF-8 names can become equal after lossy conversion (spec §19): the
+        # first such file answers to the name (built in reverse so the first one stays).
+        self._member_map = {m.path: m for m in reversed(self._members)}
         me = os.path.realpath(self.path)
         chain = chain + (me,)
         for stored in h.parent_paths:

@@ -22,7 +22,13 @@ class Member:
 
 
 def parse_manifest(raw: bytes, path: str, at: int, sizes: dict[str, int]) -> list[Member]:
-    """Decode and validate the manifest; ``sizes`` maps "disk"/"memory" to stream sizes."""
+    """Decode and validate the manifest; ``sizes`` maps "disk"/"memory" to stream sizes.
+
+    The manifest has no checksum, so its layout is checked against what the format
+    defines (spec §9): the primary stream is the other files back to back in manifest
+    order, and a root-level ``memory`` file is the whole secondary stream.  A damaged
+    offset is then refused instead of serving a member from the wrong bytes.
+    """
     where = f"{path}: manifest at offset {at}"
     try:
         doc = json.loads(raw.decode("utf-8"))
@@ -50,4 +56,19 @@ def parse_manifest(raw: bytes, path: str, at: int, sizes: dict[str, int]) -> lis
                               f"size {sizes[stream]}")
         out.append(Member(name, stream, nums["offset"], nums["size"], nums["mode"],
                           nums["mtime"]))
+    _check_layout(out, where, sizes)
     return out
+
+
+def _check_layout(members: list[Member], where: str, sizes: dict[str, int]) -> None:
+    expected = {"disk": 0, "memory": 0}
+    for i, m in enumerate(members):
+        if m.offset != expected[m.stream]:
+            raise FormatError(f"{where}: entry {i} ({m.path!r}) starts at {m.offset}, but the "
+                              f"files before it end at {expected[m.stream]} of the {m.stream} "
+                              "stream")
+        expected[m.stream] += m.size
+    for stream, end in expected.items():
+        if end != sizes[stream]:
+            raise FormatError(f"{where}: its files cover {end} bytes of the {stream} stream, "
+                              f"which holds {sizes[stream]}")

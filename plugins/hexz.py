@@ -103,8 +103,8 @@ MAX_LISTED = 9999
 
 
 def list_exports(readonly, is_tls):
-    members = _archive.members()[:MAX_LISTED - 1]
-    return [("", f"{_cfg['stream']} stream")] + [m.path for m in members]
+    names = list(dict.fromkeys(m.path for m in _archive.members()))  # each name once
+    return [("", f"{_cfg['stream']} stream")] + names[:MAX_LISTED - 1]
 
 
 def default_export(readonly, is_tls):

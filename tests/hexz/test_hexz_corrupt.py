@@ -265,11 +265,19 @@ def _manifest_variant(files: list[dict], how: str) -> bytes:
         del f[0]["path"]
     elif how == "size_is_string":
         f[0]["size"] = str(f[0]["size"])
+    elif how == "shifted_offset":
+        # Still inside the stream, so only the layout check can tell it is wrong.
+        moved = next(e for e in f if e["path"] != "memory" and e["size"] > 1)
+        moved["offset"] += 1
+        moved["size"] -= 1
+    elif how == "file_left_out":
+        f = [e for e in f if e["path"] != "memory" and e["size"] > 0][1:]
     return json.dumps({"files": f}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @pytest.mark.parametrize("how", ["garbage", "not_utf8", "no_files_list", "past_stream_end",
-                                 "negative_offset", "missing_path", "size_is_string"])
+                                 "negative_offset", "missing_path", "size_is_string",
+                                 "shifted_offset", "file_left_out"])
 def test_bad_manifest_refused(cat, tmp_path, how):
     fx = cat["dir"]
     bad_file = tmp_path / f"manifest-{how}.hxz"

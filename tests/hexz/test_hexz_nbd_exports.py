@@ -148,3 +148,30 @@ def test_more_members_than_nbdkit_can_list(many_members, pool):
     for n in (names[0], names[5000], names[-1]):
         with srv.client(export=n) as c:
             assert c.pread(c.size, 0) == n.encode() + b"\n"
+
+
+def test_names_equal_after_lossy_conversion(tmp_path, pool):
+    """Two non-UTF-8 file names become the same manifest path (invalid bytes turn into
+    U+FFFD): the name is listed once and serves the first of the two files in manifest
+    order, never a mix."""
+    import hexz
+
+    import hxz
+
+    src = tmp_path / "tree"
+    src.mkdir()
+    contents = {b"a\xff": b"first-candidate " * 100, b"a\xfe": b"second candidate " * 300}
+    for raw, data in contents.items():
+        with open(bytes(src) + b"/" + raw, "wb") as f:
+            f.write(data)
+    dst = tmp_path / "lossy.hxz"
+    hexz.pack(str(src), str(dst), compression="lz4")
+    with hxz.open_archive(dst) as arc:
+        paths = [m.path for m in arc.members()]
+        first_size = arc.members()[0].size
+    assert paths == ["a\ufffd", "a\ufffd"]
+    expected = next(d for d in contents.values() if len(d) == first_size)
+    srv = pool.get(dst)
+    assert list_exports(srv.sock).count("a\ufffd") == 1
+    with srv.client(export="a\ufffd") as c:
+        assert c.pread(c.size, 0) == expected
