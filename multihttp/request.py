@@ -42,6 +42,10 @@ def head(conn: Connection, target: str, auth: str | None, label: str) -> HeadInf
     return HeadInfo(size, ranges, resp.will_close)
 
 
+# Pseudo-feature of servers whose OPTIONS reply allows no PUT.
+READ_ONLY = "read-only"
+
+
 def options(conn: Connection, target: str, auth: str | None) -> frozenset[str]:
     """Features from OPTIONS; an empty set for servers without the extension."""
     conn.send("OPTIONS", target, _headers(auth))
@@ -54,8 +58,13 @@ def options(conn: Connection, target: str, auth: str | None) -> frozenset[str]:
     except (ValueError, UnicodeDecodeError):
         return frozenset()
     feats = doc.get("features", []) if isinstance(doc, dict) else []
-    return frozenset(f for f in feats if isinstance(f, str)) if isinstance(feats, list) \
-        else frozenset()
+    out = {f for f in feats if isinstance(f, str)} if isinstance(feats, list) else set()
+    # A server that lists its methods without PUT (http-disk-server --read-only) serves
+    # a read-only disk: say so, so the export is read-only instead of failing writes.
+    allow = resp.headers.get("allow")
+    if allow is not None and "PUT" not in {m.strip().upper() for m in allow.split(",")}:
+        out.add(READ_ONLY)
+    return frozenset(out)
 
 
 def get_range(conn: Connection, target: str, auth: str | None, label: str,

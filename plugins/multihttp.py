@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import nbdkit  # noqa: E402
 
-from multihttp import errors, params  # noqa: E402
+from multihttp import errors, params, request  # noqa: E402
 from multihttp.failover import Client  # noqa: E402
 from multihttp.probe import ProbeError  # noqa: E402
 
@@ -86,6 +86,11 @@ def open(readonly):
 
 def get_size(h):
     return _client.size
+
+
+def can_write(h):
+    # A server that allows no PUT makes a read-only export; nbdkit -r needs no check.
+    return request.READ_ONLY not in _client.features
 
 
 def can_multi_conn(h):

@@ -42,6 +42,7 @@ def test_read_only_server_write_is_eperm(disk, servers, connect):
     path, data = disk
     srv = servers(path, ["--read-only"])
     h = connect(srv.url, "retries=0")
+    assert h.is_read_only()                # from OPTIONS: Allow lists no PUT
     assert h.pread(4096, 4096) == data[4096:8192]
     with pytest.raises(nbd.Error) as e:
         h.pwrite(b"x" * 4096, 0)
