@@ -46,6 +46,7 @@ class Params:
     retry_delay: float = 0.1
     cafile: str | None = None
     insecure: bool = False
+    connections: int = 4
 
     def __repr__(self) -> str:  # never show the password, even by accident
         hidden = "<set>" if self.password is not None else None
@@ -53,13 +54,18 @@ class Params:
                 f"password={hidden}, device_size={self.device_size}, timeout={self.timeout}, "
                 f"connect_timeout={self.connect_timeout}, retries={self.retries}, "
                 f"retry_delay={self.retry_delay}, cafile={self.cafile!r}, "
-                f"insecure={self.insecure})")
+                f"insecure={self.insecure}, connections={self.connections})")
 
     __str__ = __repr__
 
 
 KNOWN_KEYS = ("urls", "user", "password", "device-size", "timeout", "connect-timeout",
-              "retries", "retry-delay", "cafile", "insecure")
+              "retries", "retry-delay", "cafile", "insecure", "connections")
+
+# HTTP connections per server per nbdkit process stay well below
+# http-disk-server's default limit (64), so several nbdkit instances on one
+# server do not get 503 for too many connections.
+MAX_CONNECTIONS = 32
 
 # Backoff between retries on one server never exceeds this many seconds, so the
 # worst case stays bounded and computable.
@@ -194,6 +200,13 @@ def apply(p: Params, key: str, value: str) -> None:
         p.cafile = value
     elif key == "insecure":
         p.insecure = _bool(key, value)
+    elif key == "connections":
+        try:
+            p.connections = int(value)
+        except ValueError:
+            raise ParamError(f"connections: {value!r} is not an integer") from None
+        if not 1 <= p.connections <= MAX_CONNECTIONS:
+            raise ParamError(f"connections: {value!r} is out of range 1..{MAX_CONNECTIONS}")
     else:
         raise ParamError(f"unknown parameter {key!r} (known: {', '.join(KNOWN_KEYS)})")
 

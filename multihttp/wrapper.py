@@ -55,6 +55,7 @@ class Options:
     retry_delay: float | None = None
     cafile: str | None = None
     insecure: bool = False
+    connections: int | None = None
     no_attach: bool = False
     read_only: bool = False
     pidfile: str | None = None
@@ -79,7 +80,7 @@ class Options:
             out.append(f"password=+{self.password_file}")
         for key, val in (("timeout", self.timeout), ("connect-timeout", self.connect_timeout),
                          ("retries", self.retries), ("retry-delay", self.retry_delay),
-                         ("cafile", self.cafile)):
+                         ("cafile", self.cafile), ("connections", self.connections)):
             if val is not None:
                 out.append(f"{key}={val}")
         if self.insecure:
@@ -103,6 +104,8 @@ def parse_args(argv: list[str] | None) -> Options:
     ap.add_argument("--retry-delay", type=float)
     ap.add_argument("--cafile")
     ap.add_argument("--insecure", action="store_true")
+    ap.add_argument("--connections", type=int,
+                    help="HTTP connections per server (plugin default 4)")
     ap.add_argument("--no-attach", action="store_true",
                     help="only run nbdkit and print the NBD URI")
     ap.add_argument("--read-only", action="store_true")

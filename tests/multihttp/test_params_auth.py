@@ -24,6 +24,8 @@ SECRET = "s3cr-et pw"
     (["urls=http://h/", "timeout=-1"], "timeout"),
     (["urls=http://h/", "retries=x"], "retries"),
     (["urls=http://h/", "insecure=maybe"], "insecure"),
+    (["urls=http://h/", "connections=0"], "connections"),
+    (["urls=http://h/", "connections=many"], "connections"),
     (["urls=http://h/", "bogus=1"], "unknown parameter 'bogus'"),
     (["urls=http://h/", "user=u", "password=+/nonexistent/pw"], "password file"),
     (["urls=http://h/", f"password={SECRET}"], "password= given without user="),

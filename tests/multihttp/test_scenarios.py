@@ -170,18 +170,20 @@ def test_no_server_without_device_size_refuses_open(tmp_path, nbdkit_proc):
         assert u in log and "connection refused" in log
 
 
-def test_connections_per_server_are_bounded(tmp_path, fake, nbdkit_proc):
-    """Many NBD requests in flight never open more than the pool's bound (16)."""
+@pytest.mark.parametrize("param,bound", [(None, 4), ("connections=7", 7)])
+def test_connections_per_server_are_bounded(tmp_path, fake, nbdkit_proc, param, bound):
+    """Many NBD requests in flight never open more than connections= (default 4)."""
     import subprocess
 
-    from multihttp.pool import MAX_CONNECTIONS
     path = tmp_path / "disk.img"
     data = make_disk(path, 8 * MiB, seed=12)
     srv = fake(path)
-    k = nbdkit_proc(srv.url, nbdkit_opts=["--threads", "40"])
+    k = nbdkit_proc(srv.url, *([param] if param else []), nbdkit_opts=["--threads", "40"])
     srv.mode, srv.stall = "stall", 0.05       # each GET holds its connection a while
     out = tmp_path / "out.img"
     subprocess.run(["nbdcopy", "--connections=4", "--requests=32", "--request-size=65536",
                     f"nbd+unix:///?socket={k.sock}", str(out)], check=True, timeout=120)
     assert out.read_bytes() == data
-    assert 1 < srv.max_conns <= MAX_CONNECTIONS
+    assert 1 < srv.max_conns <= bound
+    if param:
+        assert srv.max_conns > 4    # the parameter really raised the default
