@@ -289,8 +289,8 @@ def main() -> int:
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
              "", ("Same http-disk-server process for both plugins, loopback, 2 cores "
                   "(servers, nbdkit and client share them). Sequential: `nbdcopy` "
-                  "(multihttp advertises multi-conn, so nbdcopy opens 4 connections; the "
-                  "1.32 curl plugin gets 1). Random: a libnbd Python loop, 4 KiB aligned, "
+                  "(multihttp advertises multi-conn, so nbdcopy opens one connection per core; "
+                  "the 1.32 curl plugin gets 1). Random: a libnbd Python loop, 4 KiB aligned, "
                   "queue depth 1, one connection. Failover: two servers over one file, "
                   "SIGKILL of the active one during QD1 reads, default plugin parameters. "
                   "Client rows: one keep-alive connection in one Python process, no nbdkit, "
