@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import nbdkit  # noqa: E402
 
 import hxz  # noqa: E402
+from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
 from nbdsuite.sizes import parse_size  # noqa: E402
 
 API_VERSION = 2
@@ -26,12 +27,7 @@ _archive = None
 
 
 def _fatal(msg):
-    # nbdkit 1.32 prints a traceback for any exception raised in config callbacks; the
-    # contract is one line naming the file and the problem, so print it and exit here
-    # (nothing is bound or forked yet at config time).
-    sys.stderr.write(f"nbdkit: hexz: error: {msg}\n")
-    sys.stderr.flush()
-    os._exit(1)
+    refuse_start("hexz", msg)
 
 
 def config(key, value):

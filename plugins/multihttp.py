@@ -19,6 +19,7 @@ import nbdkit  # noqa: E402
 from multihttp import errors, params, request  # noqa: E402
 from multihttp.failover import Client  # noqa: E402
 from multihttp.probe import ProbeError  # noqa: E402
+from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
 
 API_VERSION = 2
 
@@ -35,10 +36,7 @@ def _fail(e: BaseException):
 
 
 def _bad_parameter(e: params.ParamError):
-    # nbdkit 1.32 logs a Python traceback for any exception; a bad parameter
-    # deserves exactly one line, so report it and stop before serving anything.
-    print(f"nbdkit: multihttp: error: {e}", file=sys.stderr, flush=True)
-    os._exit(1)
+    refuse_start("multihttp", str(e))
 
 
 def config(key, value):

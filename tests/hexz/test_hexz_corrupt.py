@@ -25,6 +25,16 @@ def _expect_eio(c, ln: int, off: int) -> None:
     assert ei.value.errnum == errno.EIO, f"pread({ln}, {off}): {ei.value} (errno {ei.value.errnum})"
 
 
+def _serve_and_check_damage(tmp_path, archive, data: bytes, bad: list[tuple[int, int]]) -> None:
+    """Serve ``archive`` with nbdkit, check it with _check_damage_served, and require a clean
+    exit of the server afterwards."""
+    srv = Server(tmp_path / "srv", archive)
+    try:
+        _check_damage_served(srv, data, bad)
+    finally:
+        assert srv.stop() == 0
+
+
 def _check_damage_served(srv: Server, data: bytes, bad: list[tuple[int, int]]) -> None:
     """Reads overlapping a bad range fail with EIO (twice: nothing bad gets cached); reads of
     every other block return the input bytes."""
@@ -161,11 +171,7 @@ def test_changed_crc_field_gives_eio(cat, tmp_path):
     rec = [r for r in fx.layout().records(0) if r.is_stored][4]
     bad_file = tmp_path / "crc.hxz"
     corrupt.set_record_field(fx.path, bad_file, 4, "checksum", rec.checksum ^ 1)
-    srv = Server(tmp_path / "srv", bad_file)
-    try:
-        _check_damage_served(srv, fx.primary, [(rec.start, rec.logical_len)])
-    finally:
-        assert srv.stop() == 0
+    _serve_and_check_damage(tmp_path, bad_file, fx.primary, [(rec.start, rec.logical_len)])
 
 
 def _page_range(layout, page: int, size: int) -> tuple[int, int]:
@@ -204,11 +210,7 @@ def _refused_or_eio(tmp_path, bad_file, data, bad):
     if r.returncode != 0:
         assert_one_clear_line(r, bad_file.name)
         return
-    srv = Server(tmp_path / "srv", bad_file)
-    try:
-        _check_damage_served(srv, data, bad)
-    finally:
-        assert srv.stop() == 0
+    _serve_and_check_damage(tmp_path, bad_file, data, bad)
 
 
 # -- damage of the metadata -> refuse at start ---------------------------------------------
@@ -476,11 +478,7 @@ def test_parent_record_length_mismatch_gives_eio(cat, tmp_path):
         f.seek(other.pos + 20)
         f.write(victim.hash)
     bad = [(r.start, r.logical_len) for r in refs if r.hash == victim.hash]
-    srv = Server(tmp_path / "srv", child_copy)
-    try:
-        _check_damage_served(srv, child.primary, bad)
-    finally:
-        assert srv.stop() == 0
+    _serve_and_check_damage(tmp_path, child_copy, child.primary, bad)
 
 
 def test_parent_cycle_refused(cat, tmp_path):
@@ -506,11 +504,7 @@ def test_parent_hash_altered_gives_eio(cat, tmp_path):
     victim = refs[len(refs) // 2]
     assert corrupt.alter_hashes(base_copy, victim.hash) >= 1
     bad = [(r.start, r.logical_len) for r in refs if r.hash == victim.hash]
-    srv = Server(tmp_path / "srv", child_copy)
-    try:
-        _check_damage_served(srv, child.primary, bad)
-    finally:
-        assert srv.stop() == 0
+    _serve_and_check_damage(tmp_path, child_copy, child.primary, bad)
     with hxz.open_archive(str(child_copy)) as a:
         with pytest.raises(hxz.BlockError):
             a.stream("disk").read(victim.start, 1)
@@ -538,11 +532,7 @@ def test_damaged_parent_payload_gives_eio(cat, tmp_path):
     bad = [(r.start, r.logical_len) for r in hxzt_spec.parse(child_copy).records(0)
            if r.is_parent_ref and r.hash in hashes]
     assert bad, "test setup: the child does not reference the damaged parent block"
-    srv = Server(tmp_path / "srv", child_copy)
-    try:
-        _check_damage_served(srv, child.primary, bad)
-    finally:
-        assert srv.stop() == 0
+    _serve_and_check_damage(tmp_path, child_copy, child.primary, bad)
 
 
 def test_header_overflow_refused(cat, tmp_path):
