@@ -14,14 +14,14 @@ from pathlib import Path
 import nbd
 import pytest
 
-from tests.multihttp.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = str(REPO / "plugins" / "multihttp.py")
 VENV_BIN = Path(sys.executable).parent
 HTTP_DISK_SERVER = shutil.which("http-disk-server", path=str(VENV_BIN)) or shutil.which(
     "http-disk-server")
-FAKE = str(Path(__file__).with_name("fakeserver.py"))
+FAKE = str(REPO / "tests" / "support" / "fakeserver.py")
 
 
 def make_disk(path: Path, size: int, seed: int = 1) -> bytes:
