@@ -18,7 +18,6 @@ depth 1 from one libnbd connection in a Python loop.  Every figure is the median
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -35,10 +34,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import hexz_data  # noqa: E402
 import hexz_measure as hm  # noqa: E402
+import results  # noqa: E402
 
 from nbdsuite.sizes import parse_size  # noqa: E402
 
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## hexz plugin"
 MiB = 1 << 20
 
@@ -100,7 +99,7 @@ def measure_seq(servers: dict[str, tuple[hm.NbdkitServer, str]], runs: int
     for r in range(runs):
         for name, (srv, export) in servers.items():
             c0 = srv.cpu_seconds()
-            out[name].append(hm.nbdcopy_seconds(srv.uri(export)))
+            out[name].append(hm.nbdcopy_seconds(srv.export_uri(export)))
             CPU.setdefault(name, []).append(srv.cpu_seconds() - c0)
         log(f"  seq run {r + 1}/{runs}: " + ", ".join(f"{k}={v[-1]:.2f}s"
                                                        for k, v in out.items()))
@@ -113,7 +112,7 @@ def measure_rand(servers: dict[str, tuple[hm.NbdkitServer, str]], size: int, cou
     out: dict[str, list[float]] = {k: [] for k in servers}
     for _ in range(runs):
         for name, (srv, export) in servers.items():
-            out[name].append(hm.random_read_iops(srv.uri(export), offsets))
+            out[name].append(hm.random_read_iops(srv.export_uri(export), offsets))
     return out
 
 
@@ -284,17 +283,8 @@ def nbdkit_version() -> str:
 
 
 def write_results(body: str, command: str) -> None:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"{SECTION}\n\nCommand: `{command}` ({when}).\n\n{body}\n\n"
-               f"{EXPLANATION}\n")
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find(SECTION + "\n")
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    results.record(SECTION, f"Command: `{command}` ({results.stamp()}).\n\n{body}\n\n"
+                            f"{EXPLANATION}")
 
 
 EXPLANATION = """\

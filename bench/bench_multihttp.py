@@ -13,10 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,77 +26,36 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import nbd  # noqa: E402
+import results  # noqa: E402
 
+from nbdsuite.launch import DiskServerProcess, NbdkitProcess  # noqa: E402
 from nbdsuite.sizes import parse_size  # noqa: E402
 
 PLUGIN = str(REPO / "plugins" / "multihttp.py")
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## multihttp plugin"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(DiskServerProcess):
+    """http-disk-server on ``disk``, ready once it printed ``Server ready!``."""
 
-
-def server_cmd() -> list[str]:
-    exe = shutil.which("http-disk-server", path=str(Path(sys.executable).parent)) or \
-        shutil.which("http-disk-server", path=str(REPO / ".venv" / "bin"))
-    if not exe:
-        sys.exit("bench: http-disk-server is not installed (make venv)")
-    return [exe]
-
-
-class Server:
     def __init__(self, disk: Path):
-        self.port = free_port()
-        self.proc = subprocess.Popen(server_cmd() + ["--disk", str(disk), "--ip", "127.0.0.1",
-                                                     "--port", str(self.port)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        deadline = time.monotonic() + 10
-        for line in self.proc.stdout:
-            if line.rstrip().endswith("Server ready!"):
-                break
-            if time.monotonic() > deadline:
-                sys.exit("bench: server not ready")
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        super().__init__(["--disk", str(disk)], Path(str(disk) + f".{id(self)}.log"), cwd=REPO)
 
-    def kill(self, sig=signal.SIGKILL):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(15)
+    def kill(self) -> None:  # SIGKILL and reap
+        super().kill()
 
 
-class Nbdkit:
+class Nbdkit(NbdkitProcess):
     def __init__(self, work: Path, name: str, args: list[str], readonly=False,
                  threads: int | None = None):
-        self.sock = str(work / f"{name}.sock")
-        pid = work / f"{name}.pid"
-        pid.unlink(missing_ok=True)
-        cmd = ["nbdkit", "-f", "-U", self.sock, "-P", str(pid), "--exit-with-parent"]
-        if readonly:
-            cmd.append("-r")
-        if threads:
-            cmd += ["--threads", str(threads)]
-        self.log = open(work / f"{name}.log", "w")
-        self.proc = subprocess.Popen(cmd + args, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while not pid.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"bench: nbdkit {name} did not start; see {self.log.name}")
-            time.sleep(0.02)
-        self.uri = f"nbd+unix:///?socket={self.sock}"
+        opts = (["-r"] if readonly else []) + (["--threads", str(threads)] if threads else [])
+        super().__init__(work, args, options=opts, name=name, timeout=15)
 
-    def stop(self):
-        self.proc.terminate()
+    def stop(self) -> None:  # type: ignore[override]
         try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+            super().stop(15)
+        except TimeoutError:
+            pass
 
 
 def nbdcopy_seconds(src: str, dst: str) -> float:
@@ -262,7 +218,7 @@ def main() -> int:
     finally:
         for k in (mh, mh_ro, mh_t4, curl):
             k.stop()
-        srv.kill(signal.SIGTERM)
+        srv.stop()
     for i in range(a.repeat):
         add("failover: longest request stall after SIGKILL (s)", failover_seconds(work, disk, i))
     med = {k: statistics.median(v) for k, v in res.items()}
@@ -302,11 +258,7 @@ def main() -> int:
     if a.no_results:
         shutil.rmtree(work, ignore_errors=True)
         return 0
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pat = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pat.sub(lambda m: text + "\n", old) if pat.search(old) else \
-        old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new)
+    results.record(SECTION, text.split("\n", 1)[1])
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import re
-import select
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,71 +25,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import results  # noqa: E402
+
+from nbdsuite.launch import DiskServerProcess, NginxProcess  # noqa: E402
+
 MiB = 1 << 20
 SECTION = "## http-disk-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_ours(path: Path, work: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "http_disk_server", "--disk", str(path),
-                             "--port", "0"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=open(work / "server.log", "wb"))
-    deadline = time.monotonic() + 10
-    buf = b""
-    while time.monotonic() < deadline:
-        if select.select([proc.stdout], [], [], 0.1)[0]:
-            buf += os.read(proc.stdout.fileno(), 4096)
-            m = re.search(rb":(\d+)/ Server ready!", buf)
-            if m:
-                return proc, int(m.group(1))
-    proc.kill()
-    raise SystemExit(f"http-disk-server did not start: {buf!r}")
-
-
-def start_nginx(root: Path, work: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    conf = work / "nginx.conf"
-    temp = work / "nginx-tmp"
-    temp.mkdir()
-    conf.write_text(f"""
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ }}
-    }}
-}}
-""")
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)],
-                            stderr=open(work / "nginx.out", "wb"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("nginx did not start: " + (work / "nginx.out").read_text())
 
 
 def curl_ranges(url: str, size: int, count: int, work: Path) -> float:
@@ -139,18 +79,6 @@ def put_latencies(port: int, n: int, flush: bool) -> list[float]:
     return lat
 
 
-def write_results(text: str) -> None:
-    path = REPO / "bench" / "RESULTS.md"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    # Replace only our own section (up to the next "## " heading).
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda m: text, old)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size-mib", type=int, default=256)
@@ -165,7 +93,7 @@ def main() -> int:
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="server-", dir=base))
     os.chmod(work, 0o755)   # nginx workers run as an unprivileged user
-    procs: list[subprocess.Popen] = []
+    procs: list = []
     try:
         img = work / "disk.img"
         size = args.size_mib * MiB
@@ -174,12 +102,13 @@ def main() -> int:
                 f.write(os.urandom(MiB))
             os.fsync(f.fileno())
         os.chmod(img, 0o644)
-        ours, our_port = start_ours(img, work)
+        ours = DiskServerProcess(["--disk", str(img)], work / "server.log", cwd=REPO)
         procs.append(ours)
-        nginx, nginx_port = start_nginx(work, work)
+        nginx = NginxProcess(work, work / "nginx", log_requests=False)
         procs.append(nginx)
-        our_url = f"http://127.0.0.1:{our_port}/"
-        nginx_url = f"http://127.0.0.1:{nginx_port}/disk.img"
+        our_port = ours.port
+        our_url = ours.url
+        nginx_url = nginx.url + "disk.img"
 
         # Warm both (page cache, first connection), then alternate runs so noise from
         # other work on the machine hits both sides alike.
@@ -195,12 +124,10 @@ def main() -> int:
         du = put_latencies(our_port, max(100, args.puts // 2), True)
     finally:
         for p in procs:
-            p.terminate()
-        for p in procs:
             try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+                p.stop()
+            except TimeoutError:
+                pass
         shutil.rmtree(work, ignore_errors=True)
 
     def ms(xs: list[float], q: float) -> float:
@@ -221,18 +148,18 @@ def main() -> int:
         ("ratio http-disk-server / nginx", f"{ratio:.2f}", "", ">= 0.50",
          "yes" if ratio >= 0.5 else "NO"),
     ]
-    cmd = "cd /work/main && .venv/bin/python bench/bench_server.py" + (
+    cmd = ".venv/bin/python bench/bench_server.py" + (
         "" if sys.argv[1:] == [] else " " + " ".join(sys.argv[1:]))
     table = ["| measure | median | spread | target | met |", "|---|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
-    text = (f"{SECTION}\n\nCommand: `{cmd}`\n\n"
+    text = (f"Command: `{cmd}`\n\n"
             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on loopback, "
             f"{args.size_mib} MiB file on ext4, {args.runs} alternating curl runs of "
             f"{args.ranges} x 1 MiB ranges each (one connection per run, checked), "
             f"{len(nf)} + {len(du)} PUTs.\n\n" + "\n".join(table) + "\n")
     print(text)
     if not args.no_record:
-        write_results(text)
+        results.record(SECTION, text)
     return 0
 
 

@@ -5,55 +5,29 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import nbd
 
+from nbdsuite.launch import NbdkitProcess
+
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = str(REPO / "plugins" / "hexz.py")
 
 
-class NbdkitServer:
+class NbdkitServer(NbdkitProcess):
     """nbdkit on a Unix socket in ``workdir``; stopped with SIGTERM."""
 
     def __init__(self, workdir: Path, name: str, args: list[str], nbdkit_opts: list[str] = ()):
-        self.sock = workdir / f"{name}.sock"
-        self.pidfile = workdir / f"{name}.pid"
-        for p in (self.sock, self.pidfile):
-            if p.exists():
-                p.unlink()
-        cmd = ["nbdkit", "-f", "--exit-with-parent", *nbdkit_opts, "-U", str(self.sock),
-               "-P", str(self.pidfile), *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
-        deadline = time.monotonic() + 60
-        while not self.pidfile.exists() or not self.sock.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nbdkit failed to start: {self.proc.stderr.read().strip()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("nbdkit did not start within 60 s")
-            time.sleep(0.05)
+        super().__init__(workdir, args, options=nbdkit_opts, name=name, timeout=60)
 
-    def cpu_seconds(self) -> float:
-        """user+system CPU consumed so far by the nbdkit process (from /proc)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def uri(self, export: str = "") -> str:
-        return f"nbd+unix:///{export}?socket={self.sock}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def stop(self) -> None:  # type: ignore[override]
+        try:
+            super().stop(30)
+        except TimeoutError:
+            pass
 
 
 def nbdcopy_seconds(uri: str, timeout: float = 600) -> float:

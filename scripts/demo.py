@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nbdsuite.launch import DiskServerProcess, NbdkitProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HEXZ_PLUGIN = ROOT / "plugins" / "hexz.py"
@@ -88,76 +88,14 @@ def make_ext4_image(image: Path, tree: Path, size_mib: int) -> None:
     )
 
 
-def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"demo: {what} exited with status {proc.returncode} before it was ready"
-            )
-        if time.monotonic() > deadline:
-            raise SystemExit(f"demo: {what} not ready after {timeout:.0f} s")
-        time.sleep(0.02)
-
-
 @contextmanager
-def nbdkit(sock: Path, plugin: Path, *params: str):
-    """Run nbdkit in the foreground on a Unix socket; ready once its pidfile exists.
-
-    Its messages go to a log file beside the socket.
-    """
-    pidfile = sock.with_suffix(".pid")
-    for p in (sock, pidfile):
-        p.unlink(missing_ok=True)
-    cmd = ["nbdkit", "-f", "-U", str(sock), "-P", str(pidfile)]
-    cmd += ["python", str(plugin), *params]
-    log = open(sock.with_suffix(".log"), "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+def nbdkit(work: Path, name: str, plugin: Path, *params: str):
+    """nbdkit in the foreground on a Unix socket; its messages go to NAME.log."""
+    proc = NbdkitProcess(work, ["python", str(plugin), *params], name=name)
     try:
-        wait_for_file(pidfile, proc, 30, f"nbdkit (see {log.name})")
-        yield f"nbd+unix:///?socket={sock}"
+        yield proc.uri
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_http_disk_server(disk: Path, port: int, log: Path) -> subprocess.Popen:
-    """Start one server and wait, as storage drivers do, for its `Server ready!` line."""
-    exe = Path(sys.executable).parent / "http-disk-server"
-    out = open(log, "w")
-    proc = subprocess.Popen(
-        [str(exe), "--disk", str(disk), "--ip", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=out,
-        text=True,
-        start_new_session=True,
-    )
-    ready = threading.Event()
-
-    def drain() -> None:
-        # Keep reading its output so it can never block on a full pipe.
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-            if line.rstrip().endswith("Server ready!"):
-                ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not ready.wait(10):
-        proc.kill()
-        raise SystemExit(f"demo: http-disk-server on port {port} not ready in 10 s; see {log}")
-    return proc
+        proc.stop(30)
 
 
 def read_all(h, size: int) -> bytes:
@@ -176,8 +114,7 @@ def part_hexz(work: Path, image: Path) -> None:
     fact("image (ext4)", f"{image.stat().st_size / MiB:.1f} MiB")
     fact("snapshot (LZ4)", f"{snapshot.stat().st_size / MiB:.1f} MiB, packed in {pack_s:.2f} s")
 
-    sock = work / "hexz.sock"
-    with nbdkit(sock, HEXZ_PLUGIN, f"file={snapshot}") as uri:
+    with nbdkit(work, "hexz", HEXZ_PLUGIN, f"file={snapshot}") as uri:
         fact("NBD URI", uri)
         info = subprocess.run(
             ["nbdinfo", "--json", uri], capture_output=True, text=True, check=True, timeout=30
@@ -213,7 +150,7 @@ def part_hexz(work: Path, image: Path) -> None:
 
 
 def live_failover(
-    h, victim: subprocess.Popen, size: int, model: bytearray, rng: random.Random
+    h, victim: DiskServerProcess, size: int, model: bytearray, rng: random.Random
 ) -> float:
     """Stream 4 KiB writes and reads, SIGKILL the active server in the middle.
 
@@ -240,8 +177,7 @@ def live_failover(
     worker = threading.Thread(target=stream)
     worker.start()
     time.sleep(0.3)
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
+    victim.kill()
     dead = time.monotonic()
     time.sleep(1.5)
     stop.set()
@@ -257,18 +193,17 @@ def part_http(work: Path, image: Path) -> None:
     step("Part 2: one disk behind two http-disk-servers, through the multihttp plugin")
     disk = work / "replica.img"
     shutil.copyfile(image, disk)
-    ports = [free_port(), free_port()]
-    servers = [
-        start_http_disk_server(disk, p, work / f"server{i}.log") for i, p in enumerate(ports)
-    ]
-    urls = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+    # Storage drivers wait for each server's `Server ready!` line; so does the launcher.
+    servers = [DiskServerProcess(["--disk", str(disk)], work / f"server{i}.log")
+               for i in range(2)]
+    urls = ",".join(s.url for s in servers)
     fact("servers", urls)
     size = disk.stat().st_size
     rng = random.Random(7)
     model = bytearray(image.read_bytes())
     try:
         with nbdkit(
-            work / "http.sock", MULTIHTTP_PLUGIN, f"urls={urls}", "timeout=5", "connect-timeout=1"
+            work, "http", MULTIHTTP_PLUGIN, f"urls={urls}", "timeout=5", "connect-timeout=1"
         ) as uri:
             h = nbd.NBD()
             h.connect_uri(uri)
@@ -300,10 +235,9 @@ def part_http(work: Path, image: Path) -> None:
         if not same or got != model:
             raise SystemExit("demo: the HTTP chain returned wrong bytes")
     finally:
-        for proc in servers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+        for server in servers:
+            if server.proc.poll() is None:
+                server.stop(timeout=30)
 
 
 def main() -> int:

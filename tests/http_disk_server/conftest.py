@@ -29,7 +29,7 @@ def shared(tmp_path_factory):
     path, data = make_disk(d / "disk.img")
     s = start_server(["--disk", str(path), "--read-only"], d)
     yield s, data
-    assert s.stop() == 0, s.stderr()
+    assert s.stop() == 0, s.log_text()
 
 
 @pytest.fixture
@@ -38,5 +38,5 @@ def server(tmp_path: Path, disk):
     s = start_server(["--disk", str(disk[0]), "--max-put-size", "4M", "--timeout", "5"],
                      tmp_path)
     yield s
-    assert s.stop() == 0, s.stderr()
+    assert s.stop() == 0, s.log_text()
 

@@ -61,6 +61,6 @@ def test_block_device(tmp_path, loopdev):
         ext = requests.get(s.url + "extents", timeout=5).json()
         assert ext == [{"start": 0, "length": len(data), "zero": False, "hole": False}]
     finally:
-        assert s.stop() == 0, s.stderr()
+        assert s.stop() == 0, s.log_text()
     detach()
     assert backing.read_bytes() == expect

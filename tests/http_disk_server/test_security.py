@@ -56,7 +56,7 @@ def test_password_never_logged(auth_server, tmp_path):
     requests.get(auth_server.url, auth=("alice", "wrong-guess"), timeout=5)
     requests.get(auth_server.url + "missing", auth=("alice", PASSWORD), timeout=5)
     assert auth_server.stop() == 0
-    log = auth_server.stderr()
+    log = auth_server.log_text()
     assert "GET /missing" in log            # -v logs requests...
     assert PASSWORD not in log and "wrong-guess" not in log   # ...but never credentials
     import base64
@@ -92,7 +92,7 @@ def test_tls(tmp_path, disk, cert):
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD)
     s = start_server(["--disk", str(disk[0]), "--tls-cert", str(crt), "--tls-key", str(key),
-                      "--user", "u", "--password-file", str(pw)], tmp_path, scheme="https")
+                      "--user", "u", "--password-file", str(pw)], tmp_path)
     try:
         assert s.url.startswith("https://") and "https://" in s.ready_line
         with requests.Session() as sess:
@@ -123,7 +123,7 @@ def test_tls(tmp_path, disk, cert):
         r = requests.head(s.url, verify=str(crt), auth=("u", PASSWORD), timeout=5)
         assert r.status_code == 200
     finally:
-        assert s.stop() == 0, s.stderr()
+        assert s.stop() == 0, s.log_text()
 
 
 def test_tls_bad_key_is_one_line_error(tmp_path, disk, cert):

@@ -37,7 +37,7 @@ def snap_server(archives, tmp_path_factory):
     root = archives[0]
     s = start_server(["--snapshot", str(root / "vm.hxz")], tmp_path_factory.mktemp("srv"))
     yield s
-    assert s.stop() == 0, s.stderr()
+    assert s.stop() == 0, s.log_text()
 
 
 def test_routes_serve_both_streams(snap_server, archives):

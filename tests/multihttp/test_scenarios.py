@@ -131,7 +131,7 @@ def test_more_than_16_urls(disk, servers, connect, tmp_path):
     path, data = disk
     good = servers(path).url
     # 20 dead URLs first (closed ports: refused at once), then the live one.
-    from tests.multihttp.conftest import free_port
+    from nbdsuite.launch import free_port
     dead = [f"http://127.0.0.1:{free_port()}/" for _ in range(20)]
     h = connect(dead + [good], "retries=0")
     assert h.get_size() == SIZE
@@ -142,7 +142,7 @@ def test_more_than_16_urls(disk, servers, connect, tmp_path):
 
 def test_device_size_with_no_server_up(disk, servers, nbdkit_proc, tmp_path):
     path, data = disk
-    from tests.multihttp.conftest import free_port
+    from nbdsuite.launch import free_port
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     k = nbdkit_proc(url, "device-size=16M", "retries=1", "retry-delay=0.05")
@@ -159,7 +159,7 @@ def test_device_size_with_no_server_up(disk, servers, nbdkit_proc, tmp_path):
 
 
 def test_no_server_without_device_size_refuses_open(tmp_path, nbdkit_proc):
-    from tests.multihttp.conftest import free_port
+    from nbdsuite.launch import free_port
     urls = [f"http://127.0.0.1:{free_port()}/", f"http://127.0.0.1:{free_port()}/"]
     k = nbdkit_proc(urls)
     with pytest.raises(nbd.Error):

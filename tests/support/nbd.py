@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import nbd
+
+from nbdsuite.launch import NbdkitProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = str(REPO / "plugins" / "hexz.py")
@@ -141,8 +142,8 @@ class Client:
         self.close()
 
 
-class Server:
-    """A long-running `nbdkit -f -U sock -P pidfile` serving one archive."""
+class Server(NbdkitProcess):
+    """A long-running nbdkit serving one archive with plugins/hexz.py."""
 
     def __init__(
         self,
@@ -152,55 +153,18 @@ class Server:
         cwd: str | os.PathLike | None = None,
         extra: Sequence[str] = (),
     ) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.sock = str(workdir / "nbd.sock")
-        self.pidfile = workdir / "nbdkit.pid"
-        self.log = workdir / "nbdkit.log"
-        for p in (Path(self.sock), self.pidfile):
-            p.unlink(missing_ok=True)
-        argv = ["nbdkit", "-f", "--exit-with-parent", "-U", self.sock, "-P", str(self.pidfile),
-                *extra, *plugin_argv(file, *params)]
-        self._logf = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=self._logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not self.pidfile.exists() or not os.path.exists(self.sock):
-            if self.proc.poll() is not None:
-                self._logf.close()
-                raise RuntimeError(
-                    f"nbdkit exited with {self.proc.returncode}: {self.log.read_text()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError("nbdkit did not write its pidfile within 30 s")
-            time.sleep(0.02)
-
-    @property
-    def uri(self) -> str:
-        return f"nbd+unix:///?socket={self.sock}"
-
-    def export_uri(self, name: str) -> str:
-        return f"nbd+unix:///{name}?socket={self.sock}"
+        super().__init__(workdir, plugin_argv(file, *params), options=extra, cwd=cwd)
+        self.sock = self.socket
 
     def client(self, export: str = "", **kw: object) -> Client:
         return Client(socket=self.sock, export=export, **kw)  # type: ignore[arg-type]
 
     def stop(self) -> int:
         """SIGTERM, then require a prompt exit (a graceful shutdown is part of the contract)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-                self._logf.close()
-                raise AssertionError("nbdkit did not exit within 15 s of SIGTERM") from None
-        self._logf.close()
-        return self.proc.returncode
-
-    def log_text(self) -> str:
-        if not self._logf.closed:
-            self._logf.flush()
-        return self.log.read_text(errors="replace")
+        try:
+            return super().stop(15)
+        except TimeoutError:
+            raise AssertionError("nbdkit did not exit within 15 s of SIGTERM") from None
 
 
 def list_exports(sock: str, timeout: float = 60) -> list[str]:
