@@ -28,6 +28,8 @@ from nbdsuite.httprange import format_content_range, format_unsatisfied
 
 from .backend import Backend
 from .body import BodyAborted, BodyError, read_chunked, read_exact
+from .deadline import HEADER as DEADLINE_HEADER
+from .deadline import parse_deadline, stale_reason
 from .ranges import MalformedRange, UnsatisfiableRange, parse_put_offset, parse_range
 
 log = logging.getLogger("http_disk_server")
@@ -229,7 +231,9 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
 
     def _fail(self, failure: HTTPFailure) -> None:
         # 503 while DRBD is not ready is routine and may come every second: not logged.
+        # A stale write refused (412) is always worth one line: a replica was stalled.
         if (failure.status >= 500 and failure.status != HTTPStatus.SERVICE_UNAVAILABLE) \
+                or failure.status == HTTPStatus.PRECONDITION_FAILED \
                 or self.server.config.verbose:
             log.warning("%s: %d %s", self.requestline, failure.status, failure.reason)
         self._finish_unread_body()
@@ -320,7 +324,8 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
             if path != "/info":
                 self._route(path)
         cfg = self.server.config
-        features = ["extents"] if cfg.read_only else ["zero", "flush", "extents"]
+        features = ["extents"] if cfg.read_only else ["zero", "flush", "extents",
+                                                      "write_deadline"]
         # multi_conn: a flush covers writes completed on every connection (one shared
         # fd, fdatasync), so clients may spread I/O over several connections.
         self._reply_json({"features": features,
@@ -450,6 +455,7 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
         except MalformedRange as e:
             raise HTTPFailure(HTTPStatus.BAD_REQUEST, str(e)) from e
         flush = self._flag("flush", True)
+        deadline = self._deadline()
         length = self._declared_length()
         unsatisfied = {"Content-Range": format_unsatisfied(size)}
         if length is not None:
@@ -481,6 +487,7 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
                                   f"write of {len(body)} bytes at offset {offset} ends past "
                                   f"the size {size}", unsatisfied)
             with self.server.device_write():
+                self._check_deadline(deadline)
                 backend.write(body, offset)
                 if flush:
                     backend.flush()
@@ -488,6 +495,19 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
             if big:
                 self.server.writer_slots.release()
         self._reply(HTTPStatus.OK)
+
+    def _deadline(self) -> float | None:
+        try:
+            return parse_deadline(self.headers.get(DEADLINE_HEADER))
+        except ValueError as e:
+            raise HTTPFailure(HTTPStatus.BAD_REQUEST, str(e)) from e
+
+    def _check_deadline(self, deadline: float | None) -> None:
+        # Called inside the device-write section, right before the data reaches the
+        # device: the later the check, the smaller the window for a stale write.
+        reason = stale_reason(deadline, time.time(), self.connection)
+        if reason is not None:
+            raise HTTPFailure(HTTPStatus.PRECONDITION_FAILED, reason)
 
     def _declared_length(self) -> int | None:
         """The Content-Length, or None for a chunked body."""
@@ -583,7 +603,9 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
                                   f"zero of {size} bytes at offset {offset} ends past the size "
                                   f"{backend.size}",
                                   {"Content-Range": format_unsatisfied(backend.size)})
+            deadline = self._deadline()
             with self.server.device_write():
+                self._check_deadline(deadline)
                 backend.zero(offset, size)
                 if flush:
                     backend.flush()

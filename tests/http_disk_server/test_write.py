@@ -298,7 +298,7 @@ def test_options(server):
     assert set(r.headers["Allow"].replace(" ", "").split(",")) == {
         "OPTIONS", "GET", "HEAD", "PUT", "PATCH"}
     body = r.json()
-    assert set(body["features"]) == {"zero", "flush", "extents"}
+    assert set(body["features"]) == {"zero", "flush", "extents", "write_deadline"}
     assert body["max_readers"] >= 1 and body["max_writers"] >= 1
     assert body["multi_conn"] is True
     assert requests.options(server.url + "nope", timeout=5).status_code == 404
