@@ -24,13 +24,19 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
-from nbdsuite.httprange import format_content_range, format_unsatisfied
+from nbdsuite.httprange import (
+    MalformedRange,
+    UnsatisfiableRange,
+    format_content_range,
+    format_unsatisfied,
+    parse_put_offset,
+    parse_range,
+)
 
 from .backend import Backend
 from .body import BodyAborted, BodyError, read_chunked, read_exact
 from .deadline import HEADER as DEADLINE_HEADER
 from .deadline import parse_deadline, stale_reason
-from .ranges import MalformedRange, UnsatisfiableRange, parse_put_offset, parse_range
 
 log = logging.getLogger("http_disk_server")
 
