@@ -13,7 +13,7 @@ import threading
 from nbdsuite.sizes import parse_size
 
 from .auth import BasicAuth
-from .server import Config
+from .config import Config
 from .service import DiskService
 
 PROG = "http-disk-server"

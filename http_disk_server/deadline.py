@@ -20,6 +20,7 @@ import math
 import re
 import select
 import socket
+import time
 
 HEADER = "Write-Deadline"
 
@@ -63,13 +64,21 @@ def peer_closed(sock: socket.socket) -> bool:
     return data == b""
 
 
-def stale_reason(deadline: float | None, now: float, sock: socket.socket) -> str | None:
-    """Why a write carrying ``deadline`` must not be applied now, or None to go ahead."""
+class StaleWrite(Exception):
+    """The write must not be applied: its deadline passed or its client is gone (412)."""
+
+
+def check(deadline: float | None, sock: socket.socket, now: float | None = None) -> None:
+    """Raise StaleWrite when a write carrying ``deadline`` must not be applied now.
+
+    Call it inside the device-write section, right before the data reaches the device:
+    the later the check, the smaller the window for a stale write.
+    """
     if deadline is None:
-        return None
+        return
+    now = time.time() if now is None else now
     if now > deadline:
-        return (f"write deadline passed {now - deadline:.3f} s ago ({HEADER} {deadline:.3f}); "
-                "nothing written")
+        raise StaleWrite(f"write deadline passed {now - deadline:.3f} s ago ({HEADER} "
+                         f"{deadline:.3f}); nothing written")
     if peer_closed(sock):
-        return "write deadline: the client closed the connection; nothing written"
-    return None
+        raise StaleWrite("write deadline: the client closed the connection; nothing written")

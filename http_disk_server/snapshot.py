@@ -11,7 +11,7 @@ from .backend import Backend, BackendError, Extent
 
 class SnapshotBackend(Backend):
     read_only = True
-    can_extents = True
+    kind = "snapshot"
 
     def __init__(self, stream: hxz.Stream, name: str) -> None:
         self._stream = stream
@@ -51,18 +51,19 @@ class SnapshotBackend(Backend):
                                    f"offset {start_pos}")
         return result
 
-    def info(self) -> dict:
-        d = super().info()
-        d["type"] = "snapshot"
-        return d
-
 
 def open_snapshot(path: str) -> tuple[dict[str, Backend], dict, hxz.Archive]:
-    """Routes for a snapshot (hexz serve's names) plus its metadata for GET /info."""
+    """The streams of a snapshot by hexz serve's names ("disk", and "memory" when the
+    archive has one), its metadata for GET /info, and the archive (to close at the end)."""
     archive = hxz.open_archive(path)
-    disk = SnapshotBackend(archive.stream("disk"), f"{path}:disk")
-    routes: dict[str, Backend] = {"/": disk, "/disk": disk}
-    memory = archive.stream("memory")
-    if memory.size > 0:
-        routes["/memory"] = SnapshotBackend(memory, f"{path}:memory")
-    return routes, {"snapshot": archive.info()}, archive
+    try:
+        streams: dict[str, Backend] = {"disk": SnapshotBackend(archive.stream("disk"),
+                                                               f"{path}:disk")}
+        memory = archive.stream("memory")
+        if memory.size > 0:
+            streams["memory"] = SnapshotBackend(memory, f"{path}:memory")
+        info = archive.info()
+    except BaseException:
+        archive.close()
+        raise
+    return streams, {"snapshot": info}, archive

@@ -13,43 +13,30 @@ import time
 import pytest
 import requests
 
-from http_disk_server.deadline import parse_deadline, peer_closed, stale_reason
-from tests.support.rawhttp import Conn
+from http_disk_server.deadline import StaleWrite, check, parse_deadline, peer_closed
+from tests.support.diskserver import wait_for_log
+from tests.support.rawhttp import Conn, patch, put
 
 SIZE = 8 << 20
 
 
+def deadline_header(value: str | None) -> list[str]:
+    return [] if value is None else [f"Write-Deadline: {value}"]
+
+
 def put_request(offset: int, data: bytes, deadline: str | None) -> bytes:
-    head = (f"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
-            f"Content-Range: bytes {offset}-{offset + len(data) - 1}/*\r\n")
-    if deadline is not None:
-        head += f"Write-Deadline: {deadline}\r\n"
-    return (head + "\r\n").encode() + data
+    return put(offset, data, *deadline_header(deadline))
 
 
 def zero_request(offset: int, size: int, deadline: str | None, op: str = "zero") -> bytes:
-    body = (f'{{"op":"{op}","offset":{offset},"size":{size},"flush":true}}' if op == "zero"
-            else f'{{"op":"{op}"}}').encode()
-    head = f"PATCH / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-    if deadline is not None:
-        head += f"Write-Deadline: {deadline}\r\n"
-    return (head + "\r\n").encode() + body
+    obj = {"op": "zero", "offset": offset, "size": size, "flush": True} if op == "zero" \
+        else {"op": op}
+    return patch(obj, *deadline_header(deadline))
 
 
-def warnings_about_deadline(server) -> list[str]:
-    return [line for line in server.log_text().splitlines()
-            if "WARNING" in line and "nothing written" in line]
-
-
-def wait_for_log(server, count: int, timeout: float = 15.0) -> list[str]:
-    """Bounded wait until ``count`` deadline warnings are logged."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        lines = warnings_about_deadline(server)
-        if len(lines) >= count:
-            return lines
-        time.sleep(0.05)
-    raise AssertionError(f"no deadline warning in the log: {server.log_text()[-2000:]}")
+def wait_for_warnings(server, count: int) -> list[str]:
+    """The warning lines of refused stale writes ("... WARNING: PUT / HTTP/1.1: 412 ...")."""
+    return wait_for_log(server, ": 412 write deadline", count)
 
 
 def test_options_lists_the_feature(server):
@@ -77,7 +64,7 @@ def test_passed_deadline_writes_nothing(server, disk):
     assert c.read_response(head_only=True).status == 200
     c.close()
     assert disk[0].read_bytes() == disk[1]
-    assert len(wait_for_log(server, 1)) == 1
+    assert len(wait_for_warnings(server, 1)) == 1
 
 
 @pytest.mark.parametrize("value", ["abc", "1e12", "-5", "+5", "inf", "nan", "1.2.3", "0x10",
@@ -145,7 +132,7 @@ def test_put_stale_in_socket_buffer_of_stopped_server(server, disk):
     c.close()
     assert r.status == 412 and b"deadline passed" in r.body
     assert disk[0].read_bytes() == disk[1]
-    assert len(wait_for_log(server, 1)) == 1
+    assert len(wait_for_warnings(server, 1)) == 1
 
 
 def test_put_in_socket_buffer_of_stopped_server_applies_in_time(server, disk):
@@ -163,7 +150,7 @@ def test_put_whose_client_hung_up_writes_nothing(server, disk):
     stopped: nobody waits for the reply, so the write is not applied."""
     _stop_send_resume(server, put_request(0, b"h" * 4096, f"{time.time() + 60:.3f}"),
                       wait_until=None, hang_up=True)
-    lines = wait_for_log(server, 1)
+    lines = wait_for_warnings(server, 1)
     assert "closed the connection" in lines[0]
     assert disk[0].read_bytes() == disk[1]
 
@@ -210,12 +197,14 @@ def test_peer_closed_never_blocks_and_sees_fin_and_rst():
     srv.close()
 
 
-def test_stale_reason_is_one_line():
+def test_check_raises_one_line_reasons():
     a, b = socket.socketpair()
-    assert stale_reason(None, 100.0, a) is None
-    assert stale_reason(100.0, 99.0, a) is None
-    reason = stale_reason(100.0, 100.5, a)
-    assert reason is not None and "\n" not in reason and "nothing written" in reason
+    check(None, a, now=100.0)               # no header: never stale
+    check(100.0, a, now=99.0)               # in time, client there
+    with pytest.raises(StaleWrite) as exc:
+        check(100.0, a, now=100.5)
+    assert "\n" not in str(exc.value) and "nothing written" in str(exc.value)
     b.close()
-    assert "closed" in stale_reason(100.0, 99.0, a)
+    with pytest.raises(StaleWrite, match="closed"):
+        check(100.0, a, now=99.0)
     a.close()

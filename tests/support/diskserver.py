@@ -2,7 +2,7 @@
 
 ``start_server`` waits for the readiness line (nbdsuite.launch does the work);
 ``launch`` and ``wait_ready`` are the raw steps, for tests of refused starts and
-of the readiness line itself.
+of the readiness line itself. ``wait_for_log`` waits (bounded) for a line in its log.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from nbdsuite.launch import READY, DiskServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
-__all__ = ["READY", "REPO", "DiskServerProcess", "launch", "start_server", "wait_ready"]
+__all__ = ["READY", "REPO", "DiskServerProcess", "launch", "start_server", "wait_for_log",
+           "wait_ready"]
 
 
 def start_server(args: list[str], tmp_path: Path, name: str = "server") -> DiskServerProcess:
@@ -52,3 +53,17 @@ def wait_ready(proc: subprocess.Popen, timeout: float = 10.0) -> str:
         elif proc.poll() is not None:
             break
     raise AssertionError(f"no readiness line; stdout={buf!r}, rc={proc.poll()}")
+
+
+def wait_for_log(server: DiskServerProcess, needle: str, count: int = 1,
+                 timeout: float = 15.0) -> list[str]:
+    """Bounded wait until ``count`` lines of the server's stderr contain ``needle``."""
+    end = time.monotonic() + timeout
+    while True:
+        lines = [line for line in server.log_text().splitlines() if needle in line]
+        if len(lines) >= count or time.monotonic() > end:
+            break
+        time.sleep(0.05)
+    assert len(lines) >= count, f"{needle!r} not logged {count} times: " \
+        f"{server.log_text()[-2000:]}"
+    return lines

@@ -1,4 +1,5 @@
-"""A real block device (a loop device over a file): BLKGETSIZE64, sendfile, fsync, zeroing."""
+"""BlockBackend on a real block device (a loop device over a file): BLKGETSIZE64, sendfile,
+fsync, zeroing."""
 
 from __future__ import annotations
 
