@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from http_disk_server.deadline import StaleWrite, check, parse_deadline, peer_closed
-from tests.support.diskserver import wait_for_log
+from tests.support.diskserver import freeze, wait_for_log
 from tests.support.rawhttp import Conn, patch, put
 
 SIZE = 8 << 20
@@ -109,7 +109,7 @@ def _stop_send_resume(server, request: bytes, wait_until: float | None,
     c = Conn(server.port, timeout=15)
     c.send(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")   # the handler thread is now reading
     assert c.read_response(head_only=True).status == 200
-    server.send_signal(signal.SIGSTOP)
+    freeze(server.pid)                              # every thread stopped, for sure
     try:
         c.send(request)                              # lands in the socket buffer, unread
         if wait_until is not None:

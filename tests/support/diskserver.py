@@ -2,13 +2,15 @@
 
 ``start_server`` waits for the readiness line (nbdsuite.launch does the work);
 ``launch`` and ``wait_ready`` are the raw steps, for tests of refused starts and
-of the readiness line itself. ``wait_for_log`` waits (bounded) for a line in its log.
+of the readiness line itself. ``wait_for_log`` waits (bounded) for a line in its log;
+``freeze`` stops a server (SIGSTOP) for sure.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -18,8 +20,8 @@ from nbdsuite.launch import READY, DiskServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
-__all__ = ["READY", "REPO", "DiskServerProcess", "launch", "start_server", "wait_for_log",
-           "wait_ready"]
+__all__ = ["READY", "REPO", "DiskServerProcess", "freeze", "launch", "start_server",
+           "wait_for_log", "wait_ready"]
 
 
 def start_server(args: list[str], tmp_path: Path, name: str = "server") -> DiskServerProcess:
@@ -53,6 +55,29 @@ def wait_ready(proc: subprocess.Popen, timeout: float = 10.0) -> str:
         elif proc.poll() is not None:
             break
     raise AssertionError(f"no readiness line; stdout={buf!r}, rc={proc.poll()}")
+
+
+def freeze(pid: int, timeout: float = 10.0) -> None:
+    """SIGSTOP ``pid`` and return once every one of its threads is stopped.
+
+    kill() returns before the stop takes effect: one thread takes the signal and then
+    stops the others, which on a loaded machine can take milliseconds, during which a
+    thread that is woken by new socket data still runs and may serve a whole request.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    end = time.monotonic() + timeout
+    while True:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                # "tid (comm) S ...": the state follows the last ")".
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue                       # a thread that just ended
+        if states and all(state in "Tt" for state in states):
+            return
+        assert time.monotonic() < end, f"pid {pid} not stopped: thread states {states}"
+        time.sleep(0.001)
 
 
 def wait_for_log(server: DiskServerProcess, needle: str, count: int = 1,
