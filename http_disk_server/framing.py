@@ -1,4 +1,11 @@
-"""Message framing rules of requests (RFC 9112 sections 6 and 7): how long the body is."""
+"""Message framing rules of requests (RFC 9112 sections 6 and 7): how long the body is,
+and which headers may appear only once.
+
+A header whose repetition makes the body length or the target ambiguous is refused
+outright (400, nothing written, connection closed), two equal ``Content-Length`` values
+included: RFC 9110 section 8.6 lets a recipient merge identical values, but refusing is
+also allowed, simpler to reason about, and no client of this server sends them.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,23 @@ import re
 from email.message import Message
 from http import HTTPStatus
 
+from .deadline import HEADER as DEADLINE_HEADER
 from .errors import HTTPError
 
+#: Headers that must appear at most once in a request.
+SINGLE = ("Content-Length", "Transfer-Encoding", "Content-Range", "Range", "Host",
+          DEADLINE_HEADER)
+
 _DIGITS_RE = re.compile(r"\d{1,19}")
+
+
+def repeated_header(headers: Message) -> str | None:
+    """The first header of ``SINGLE`` that the request carries more than once, or None."""
+    for name in SINGLE:
+        values = headers.get_all(name)
+        if values is not None and len(values) > 1:
+            return name
+    return None
 
 
 def declared_length(headers: Message) -> int | None:

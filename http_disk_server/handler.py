@@ -14,7 +14,7 @@ import ssl
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 
-from . import connection
+from . import connection, framing
 from .exchange import Request, Response
 from .router import METHODS
 from .streaming import RangeSender
@@ -84,7 +84,7 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
         return ok
 
     def _accept_request(self) -> bool:
-        """CPython's parsing plus this server's own limits; False once refused."""
+        """CPython's parsing plus this server's framing rules; False once refused."""
         if len(self.raw_requestline) > MAX_REQUEST_LINE:
             self.command, self.requestline, self.request_version = None, "", "HTTP/1.1"
             self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG,
@@ -94,6 +94,14 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
             return False
         if self.request_version == "HTTP/0.9":
             self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 requests are not supported")
+            return False
+        repeated = framing.repeated_header(self.headers)
+        if repeated is not None:
+            # Which value frames the body, or names the target, is ambiguous (RFC 9112
+            # section 6.3): refuse before reading any of it, and close.
+            self.linger = True
+            self.send_error(HTTPStatus.BAD_REQUEST, f"the {repeated} header appears more "
+                            "than once; nothing written")
             return False
         if self.command not in METHODS:
             # No do_<METHOD> hook: let the router answer 405 with an Allow header.

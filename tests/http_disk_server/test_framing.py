@@ -1,5 +1,5 @@
-"""Framing rules in process: the declared body length (the HTTP-level behaviour is in
-test_handler.py and test_images_put.py)."""
+"""Framing rules in process: the declared body length, and which headers may appear once
+(the HTTP-level behaviour is in test_handler.py and test_images_put.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,22 @@ import email.parser
 import pytest
 
 from http_disk_server.errors import HTTPError
-from http_disk_server.framing import declared_length
+from http_disk_server.framing import SINGLE, declared_length, repeated_header
 
 
 def headers(text: str):
     return email.parser.Parser().parsestr(text + "\n\n", headersonly=True)
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_each_single_header_repeated_is_named(name):
+    assert repeated_header(headers(f"{name}: 1\n{name}: 1")) == name
+    assert repeated_header(headers(f"{name.upper()}: 1\n{name.lower()}: 2")) == name
+    assert repeated_header(headers(f"{name}: 1")) is None
+
+
+def test_other_repeated_headers_are_fine():
+    assert repeated_header(headers("Accept: a\nAccept: b\nX-Y: 1\nX-Y: 2")) is None
 
 
 @pytest.mark.parametrize("text,length", [

@@ -1,4 +1,5 @@
-"""The protocol layer: request parsing and its limits, methods, keep-alive and HTTP/1.0, TLS."""
+"""The protocol layer: request parsing and its limits, framing rules (each repeated header
+refused), methods, keep-alive and HTTP/1.0, TLS."""
 
 from __future__ import annotations
 
@@ -51,6 +52,54 @@ def test_malformed_requests(server, disk, head, status):
     # a one-line, plain reason
     assert r.body.count(b"\n") == 1 and not r.body.startswith(b"<")
     assert disk[0].read_bytes() == disk[1]
+
+
+# ---- framing: headers that may appear only once (RFC 9112 section 6.3) ----------------
+
+BODY = b"D" * 4096
+DUPLICATES = {
+    "Content-Length, different": ["Content-Length: 4096", "Content-Length: 10"],
+    "Content-Length, equal": ["Content-Length: 4096", "Content-Length: 4096"],
+    "Content-Range": ["Content-Length: 4096", "Content-Range: bytes 0-4095/*",
+                      "Content-Range: bytes 8192-12287/*"],
+    "Range": ["Content-Length: 4096", "Range: bytes=0-1", "Range: bytes=5-6"],
+    "Transfer-Encoding": ["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
+    "Host": ["Content-Length: 4096", "Host: y"],
+    "Write-Deadline": ["Content-Length: 4096", "Write-Deadline: 99999999999",
+                       "Write-Deadline: 99999999999"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(DUPLICATES))
+def test_repeated_framing_header_is_400_writes_nothing_and_closes(server, disk, case):
+    name = case.split(",")[0]
+    lines = ["PUT / HTTP/1.1", "Host: x", *DUPLICATES[case]]
+    if not any(h.startswith("Content-Range") for h in lines):
+        lines.append("Content-Range: bytes 0-4095/*")
+    body = (b"1000\r\n" + BODY + b"\r\n0\r\n\r\n") if name == "Transfer-Encoding" else BODY
+    c = Conn(server.port)
+    c.send(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    r = c.read_response()
+    assert r.status == 400, r.body
+    assert name.encode() in r.body and b"more than once" in r.body
+    assert r.body.count(b"\n") == 1
+    assert r.headers["connection"] == "close"
+    assert c.is_closed(timeout=5)
+    c.close()
+    assert disk[0].read_bytes() == disk[1]
+
+
+def test_repeated_range_on_get_is_400(ro):
+    r = raw_request(ro[0].port, b"GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n"
+                    b"Range: bytes=0-1\r\n\r\n")
+    assert r.status == 400 and b"Range" in r.body
+
+
+def test_headers_that_may_repeat_still_work(ro):
+    """Only framing and target headers are singular: repeated others are fine."""
+    r = raw_request(ro[0].port, b"GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n"
+                    b"Accept: */*\r\nAccept: text/plain\r\nX-Trace: 1\r\nX-Trace: 2\r\n\r\n")
+    assert r.status == 206 and r.body == ro[1][:4]
 
 
 def test_unknown_method_on_a_read_only_server(ro):
