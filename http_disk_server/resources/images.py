@@ -2,7 +2,7 @@
 
   HEAD     size and ``Accept-Ranges``
   GET      ``Range: bytes=...`` -> 206, or the whole image -> 200
-  PUT      the body written at the ``Content-Range`` offset
+  PUT      the body written at the ``Content-Range`` offset (whole image without one)
   PATCH    ``{"op":"zero",...}`` or ``{"op":"flush"}``
   OPTIONS  what the server can do
 """
@@ -87,15 +87,18 @@ class ImageResource:
         backend = self._writable()
         size, limit = backend.size, self._config.max_put_size
         value = req.header("Content-Range")
-        offset = 0 if value is None else parse_put_offset(value)
+        # Without Content-Range a PUT may only replace the whole image: a mistyped
+        # `curl -T file URL` must not overwrite the first bytes (the partition table).
+        whole = value is None
+        offset = 0 if whole else parse_put_offset(value)
         flush = req.flag("flush", True)
         deadline = req.deadline()
         length = req.body_length()
         if length is not None:
+            _check_put_extent(whole, offset, length, size)
             if length > limit:
                 raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes "
                                 f"exceeds the limit of {limit} bytes")
-            _check_put_extent(offset, length, size)
         elif offset > size:
             raise UnsatisfiableRange(f"write at offset {offset} starts past the size {size}",
                                      size)
@@ -104,7 +107,7 @@ class ImageResource:
             # The whole body is received before anything is written, so a body cut short
             # writes nothing at all.
             body = req.read_body(length, limit)
-            _check_put_extent(offset, len(body), size)
+            _check_put_extent(whole, offset, len(body), size)
             with self._gate.device_write():
                 req.check_deadline(deadline)    # the last moment before the data lands
                 backend.write(memoryview(body), offset)
@@ -136,7 +139,10 @@ class ImageResource:
         resp.send()
 
 
-def _check_put_extent(offset: int, length: int, size: int) -> None:
+def _check_put_extent(whole: bool, offset: int, length: int, size: int) -> None:
+    if whole and length != size:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"a PUT without Content-Range must write the "
+                        f"whole disk ({size} bytes), not {length} bytes; nothing written")
     if offset + length > size:
         raise UnsatisfiableRange(f"write of {length} bytes at offset {offset} ends past the "
                                  f"size {size}", size)

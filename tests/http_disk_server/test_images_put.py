@@ -1,15 +1,18 @@
-"""PUT: Content-Length and chunked bodies, the offset from Content-Range, and refusals that
-write nothing (past the end, too large, cut short, stalled)."""
+"""PUT: Content-Length and chunked bodies, the offset from Content-Range, the whole-disk rule
+without it, and refusals that write nothing (past the end, too large, cut short, stalled)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 
+import pytest
 import requests
 
-from tests.support.rawhttp import Conn, chunked, put_head
+from tests.support.diskserver import start_server
+from tests.support.rawhttp import Conn, chunked, put, put_head
 
 SIZE = 8 << 20
 LIMIT = 4 << 20  # the fixture's --max-put-size
@@ -144,3 +147,57 @@ def test_truncated_bodies_write_nothing(server, disk):
     assert time.monotonic() - t0 < 10
     c.close()
     assert disk[0].read_bytes() == disk[1]
+
+
+# ---- without Content-Range: the whole disk or nothing ---------------------------------
+
+@pytest.mark.parametrize("length", [100, 4096, SIZE - 1, 0])
+def test_short_put_without_content_range_writes_nothing(server, disk, length):
+    """A mistyped `curl -T small.img URL` must not overwrite the first bytes."""
+    c = Conn(server.port)
+    c.send(put(None, b"p" * length))
+    r = c.read_response()
+    assert r.status == 400 and b"whole disk" in r.body and b"nothing written" in r.body
+    c.close()
+    assert disk[0].read_bytes() == disk[1]
+
+
+def test_short_chunked_put_without_content_range_writes_nothing(server, disk):
+    c = Conn(server.port)
+    c.send(put(None, b"q" * 100, chunked_body=True))
+    assert c.read_response().status == 400
+    c.close()
+    assert disk[0].read_bytes() == disk[1]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB disk, so that a whole-disk PUT fits under the default --max-put-size."""
+    p = tmp_path / "small.img"
+    p.write_bytes(os.urandom(1 << 20))
+    s = start_server(["--disk", str(p)], tmp_path, "small")
+    yield s, p
+    assert s.stop() == 0, s.log_text()
+
+
+@pytest.mark.parametrize("chunked_body", [False, True])
+def test_whole_disk_put_without_content_range(small_disk, chunked_body):
+    s, p = small_disk
+    data = os.urandom(1 << 20)
+    c = Conn(s.port)
+    c.send(put(None, data, chunked_body=chunked_body))
+    assert c.read_response().status == 200
+    c.close()
+    assert p.read_bytes() == data
+
+
+def test_whole_disk_put_with_curl_upload_file(small_disk, tmp_path):
+    """`curl -T disk.img URL` (no Content-Range) replaces the disk when the sizes match."""
+    s, p = small_disk
+    src = tmp_path / "new.img"
+    src.write_bytes(os.urandom(1 << 20))
+    # (-T with a URL ending in / appends the file name: name the target explicitly.)
+    out = subprocess.run(["curl", "-sS", "-f", "-T", str(src), "--request-target", "/", s.url],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert p.read_bytes() == src.read_bytes()
