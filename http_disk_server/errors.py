@@ -82,7 +82,9 @@ def failure_for(exc: BaseException) -> Failure | None:
         headers = {} if size is None else {"Content-Range": format_unsatisfied(size)}
         return Failure(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, str(exc), headers)
     if isinstance(exc, BodyAborted):
-        return Failure(HTTPStatus.BAD_REQUEST, f"{exc}; nothing written", close=True)
+        # A stalled body is the client's delay (408); a body cut short, its error (400).
+        status = HTTPStatus.REQUEST_TIMEOUT if exc.timed_out else HTTPStatus.BAD_REQUEST
+        return Failure(status, f"{exc}; nothing written", close=True)
     if isinstance(exc, BodyError):
         return Failure(exc.status, exc.reason, close=True,
                        linger=exc.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE)

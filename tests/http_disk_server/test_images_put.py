@@ -139,12 +139,21 @@ def test_truncated_bodies_write_nothing(server, disk):
         assert r.status == 400 and b"nothing written" in r.body
         assert r.headers["connection"] == "close"
         c.close()
-    # A client that stops sending mid-body is timed out (fixture --timeout 5).
+    assert disk[0].read_bytes() == disk[1]
+
+
+@pytest.mark.parametrize("chunked_body", [False, True])
+def test_stalled_upload_is_408_and_writes_nothing(server, disk, chunked_body):
+    """A client that stops sending mid-body is timed out (fixture --timeout 5)."""
     c = Conn(server.port, timeout=15)
-    c.send(put_head(0, 65536) + b"c" * 100)
+    c.send(put_head(0, None) + b"10000\r\n" + b"c" * 100 if chunked_body
+           else put_head(0, 65536) + b"c" * 100)
     t0 = time.monotonic()
-    assert c.is_closed(timeout=12)
-    assert time.monotonic() - t0 < 10
+    r = c.read_response()
+    assert r.status == 408 and b"nothing written" in r.body
+    assert r.headers["connection"] == "close"
+    assert 4 < time.monotonic() - t0 < 10
+    assert c.is_closed(timeout=5)
     c.close()
     assert disk[0].read_bytes() == disk[1]
 

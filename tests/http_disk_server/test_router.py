@@ -124,6 +124,7 @@ def test_failures_become_one_reply(exc, status, extra):
 
 @pytest.mark.parametrize("exc,status,linger", [
     (BodyAborted("body ended after 10 of 20 bytes"), 400, False),
+    (BodyAborted("reading the body failed: timed out", timed_out=True), 408, False),
     (BodyError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "chunked body too large"), 413, True),
     (BodyError(HTTPStatus.BAD_REQUEST, "malformed chunk size"), 400, False),
 ])
