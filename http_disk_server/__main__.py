@@ -21,6 +21,7 @@ from nbdsuite.sizes import parse_size
 from .auth import BasicAuth
 from .config import Config
 from .service import DiskService
+from .snapshot import VERIFY_MODES
 
 PROG = "http-disk-server"
 log = logging.getLogger("http_disk_server")
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--disk", metavar="PATH", help="block device or regular file to serve")
     src.add_argument("--snapshot", metavar="FILE.hxz",
                      help="serve a Hexz snapshot's decompressed streams, read-only")
+    p.add_argument("--verify", choices=VERIFY_MODES, default=None,
+                   help="with --snapshot: crc (default) checks the CRC-32 of stored blocks; "
+                   "hash also the BLAKE3 hash of every decompressed block")
     p.add_argument("--ip", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000; 0 = any)")
@@ -82,6 +86,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     max_put = parse_size(args.max_put_size, "--max-put-size")
     if max_put <= 0:
         raise ValueError("--max-put-size must be positive")
+    if args.verify is not None and args.snapshot is None:
+        raise ValueError("--verify goes with --snapshot")
     if (args.user is None) != (args.password_file is None):
         raise ValueError("--user and --password-file go together")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     what = args.disk or args.snapshot
     try:
         service = DiskService(config, args.ip, args.port, disk=args.disk,
-                              snapshot=args.snapshot)
+                              snapshot=args.snapshot, verify=args.verify or "crc")
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else _oserror_text(e)
         return _die(f"cannot listen on {args.ip}:{args.port}: {reason}")

@@ -52,13 +52,14 @@ def disk_api(storage: Storage, paths: dict[str, str], config: Config, gate: Writ
 
 class DiskService:
     def __init__(self, config: Config, ip: str, port: int, disk: str | None = None,
-                 snapshot: str | None = None, system: System = LOCAL,
+                 snapshot: str | None = None, verify: str = "crc", system: System = LOCAL,
                  drbd_interval: float = 1.0) -> None:
         if (disk is None) == (snapshot is None):
             raise ValueError("exactly one of disk and snapshot is required")
         self.config = config
         self.disk = disk
         self.snapshot = snapshot
+        self.verify = verify
         self._system = system
         self._drbd_interval = drbd_interval
         self.stop_event = threading.Event()
@@ -87,7 +88,7 @@ class DiskService:
         waiting for DRBD (requests get 503 until the device opens)."""
         if self.snapshot is not None:
             from .snapshot import open_snapshot  # needs hxz only in snapshot mode
-            streams, metadata, self._archive = open_snapshot(self.snapshot)
+            streams, metadata, self._archive = open_snapshot(self.snapshot, self.verify)
             paths = {p: n for p, n in SNAPSHOT_PATHS.items() if n in streams}
             self.server.app = disk_api(self.storage, paths, self.config, self.gate, metadata)
             self.storage.attach(streams)

@@ -45,6 +45,8 @@ BAD = {
     "disk is a character device": (["--disk", "/dev/null"], "/dev/null"),
     "missing snapshot": (["--snapshot", "{missing}"], "nope.img"),
     "snapshot not an archive": (["--snapshot", "{disk}"], "disk.img"),
+    "verify without snapshot": (["--disk", "{disk}", "--verify", "hash"], "--verify"),
+    "verify unknown": (["--snapshot", "{disk}", "--verify", "md5"], "md5"),
     "user without password file": (["--disk", "{disk}", "--user", "u"], "--password-file"),
     "password file without user": (["--disk", "{disk}", "--password-file", "{pw}"], "--user"),
     "password file missing": (["--disk", "{disk}", "--user", "u", "--password-file",
