@@ -1,8 +1,14 @@
 """HTTP/1.1 disk server: ranged reads and durable writes to a block device, a file, or a
 Hexz snapshot (read-only). Command line: ``http-disk-server`` (see __main__.py).
 
-Modules: ranges (Range/Content-Range parsing), body (request bodies), backend (storage
-interface), fileio (file and block device backend), snapshot (Hexz backend), auth (Basic
-auth), drbd (waiting for a DRBD Primary), handler (HTTP routes), server (connections and
-graceful stop), service (assembly, usable in-process), __main__ (CLI).
+Storage: backend (the interface), fileio (file and block device backends, ``open()``),
+snapshot (Hexz streams), storage (what is served, or why not yet), drbd (waiting for a
+DRBD Primary), writes (write admission and shutdown bookkeeping).
+HTTP: handler (the protocol through CPython's do_* hooks), framing (body length, headers
+that may appear once), body (reading bodies), connection (100-continue, lingering close),
+streaming (sendfile or pread bodies), deadline (Write-Deadline), exchange (Request and
+Response), router (paths to resources; failures to statuses, via errors), resources/
+(images, extents, info), auth (Basic auth).
+Assembly: config, server (connections and graceful stop), service (in-process server),
+__main__ (CLI). Byte-range grammar: nbdsuite.httprange.
 """

@@ -1,41 +1,51 @@
-"""Command line: http-disk-server --disk PATH | --snapshot FILE.hxz [options]."""
+"""Command line: http-disk-server --disk PATH | --snapshot FILE.hxz [options].
+
+Every bad argument or unusable input ends in one line naming it and exit status 1 (2 for
+argument syntax, as argparse does), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import errno
 import logging
+import os
 import signal
 import ssl
 import sys
 import threading
 
+from nbdsuite.cli import entry_point, port, positive_float, positive_int
 from nbdsuite.sizes import parse_size
 
 from .auth import BasicAuth
-from .server import Config
+from .config import Config
 from .service import DiskService
+from .snapshot import VERIFY_MODES
 
 PROG = "http-disk-server"
+log = logging.getLogger("http_disk_server")
 
 
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return v
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line: argparse's usage block would bury the reason.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Serve a block device, a file or a Hexz "
-                                "snapshot over HTTP/1.1 with ranged reads and durable writes.")
+    p = _Parser(prog=PROG, description="Serve a block device, a file or a Hexz snapshot over "
+                "HTTP/1.1 with ranged reads and durable writes.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--disk", metavar="PATH", help="block device or regular file to serve")
     src.add_argument("--snapshot", metavar="FILE.hxz",
                      help="serve a Hexz snapshot's decompressed streams, read-only")
+    p.add_argument("--verify", choices=VERIFY_MODES, default=None,
+                   help="with --snapshot: crc (default) checks the CRC-32 of stored blocks; "
+                   "hash also the BLAKE3 hash of every decompressed block")
     p.add_argument("--ip", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 = any)")
+    p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000; 0 = any)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.add_argument("--read-only", action="store_true", help="refuse PUT and PATCH with 403")
     p.add_argument("--user", help="require HTTP Basic auth with this user name")
@@ -45,38 +55,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", metavar="K", help="PEM private key for --tls-cert")
     p.add_argument("--max-put-size", default="128M", metavar="SIZE",
                    help="largest PUT body accepted, else 413 (default 128M)")
-    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECS",
+    p.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECS",
                    help="close connections idle or stalled this long (default 60)")
-    p.add_argument("--shutdown-timeout", type=_positive_float, default=10.0, metavar="SECS",
+    p.add_argument("--shutdown-timeout", type=positive_float, default=10.0, metavar="SECS",
                    help="on SIGTERM, how long requests in flight may take (default 10)")
-    p.add_argument("--max-connections", type=int, default=64, metavar="N",
+    p.add_argument("--max-connections", type=positive_int, default=64, metavar="N",
                    help="concurrent connections; more get 503 (default 64)")
-    p.add_argument("--max-writers", type=int, default=8, metavar="N",
+    p.add_argument("--max-writers", type=positive_int, default=8, metavar="N",
                    help="large PUT bodies buffered at once (default 8)")
     return p
 
 
+def _oserror_text(e: BaseException) -> str:
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+
+
+def _tls_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise ValueError(f"cannot load --tls-cert {cert} / --tls-key {key}: "
+                         f"{_oserror_text(e)}") from e
+    return ctx
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Validate the options; raises ValueError/OSError with a one-line reason."""
+    """Validate the options; raises ValueError with a one-line reason."""
     max_put = parse_size(args.max_put_size, "--max-put-size")
     if max_put <= 0:
         raise ValueError("--max-put-size must be positive")
-    if args.max_connections < 1 or args.max_writers < 1:
-        raise ValueError("--max-connections and --max-writers must be at least 1")
+    if args.verify is not None and args.snapshot is None:
+        raise ValueError("--verify goes with --snapshot")
     if (args.user is None) != (args.password_file is None):
         raise ValueError("--user and --password-file go together")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     auth = BasicAuth.from_file(args.user, args.password_file) if args.user else None
-    ctx = None
-    if args.tls_cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        except (ssl.SSLError, OSError) as e:
-            raise ValueError(f"cannot load --tls-cert {args.tls_cert} / --tls-key "
-                             f"{args.tls_key}: {e}") from e
+    ctx = _tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     return Config(read_only=args.read_only or args.snapshot is not None, max_put_size=max_put,
                   timeout=args.timeout, shutdown_timeout=args.shutdown_timeout,
                   max_connections=args.max_connections, max_writers=args.max_writers,
@@ -88,6 +105,22 @@ def _die(msg: str) -> int:
     return 1
 
 
+def _announce(line: str) -> None:
+    """Print the readiness line. If nobody reads stdout any more, keep serving: stdout is
+    pointed at /dev/null so that no later flush (at exit) fails either."""
+    try:
+        # One write: print() would send the newline separately when stdout is unbuffered
+        # (PYTHONUNBUFFERED), and a reader that closes after "Server ready!" sees EPIPE.
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError as e:
+        log.warning("cannot print the ready line (%s); serving anyway", _oserror_text(e))
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, format=f"{PROG}: %(levelname)s: %(message)s",
@@ -106,27 +139,26 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    what = args.disk or args.snapshot
     try:
-        service = DiskService(config, args.ip, args.port, disk=args.disk, snapshot=args.snapshot)
+        service = DiskService(config, args.ip, args.port, disk=args.disk,
+                              snapshot=args.snapshot, verify=args.verify or "crc")
     except OSError as e:
-        reason = "address already in use" if e.errno == errno.EADDRINUSE else e.strerror or e
+        reason = "address already in use" if e.errno == errno.EADDRINUSE else _oserror_text(e)
         return _die(f"cannot listen on {args.ip}:{args.port}: {reason}")
     try:
         opened = service.open()
     except Exception as e:  # OSError, hxz.FormatError...: one clear line, no traceback
         service.server.server_close()
-        what = args.disk or args.snapshot
-        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        return _die(f"cannot open {what}: {detail}")
+        return _die(f"cannot open {what}: {_oserror_text(e)}")
     service.serve_in_thread()
-    what = args.disk or args.snapshot
     state = "serving" if opened else "waiting for DRBD to open"
     # Storage drivers wait for a line ending in "Server ready!" (compatibility contract).
-    print(f"{PROG}: {state} {what} on {service.url} Server ready!", flush=True)
+    _announce(f"{PROG}: {state} {what} on {service.url} Server ready!")
 
     while not stop.wait(1.0):
         pass
-    logging.getLogger("http_disk_server").info("stopping")
+    log.info("stopping")
     service.stop()
     return 0
 

@@ -20,9 +20,17 @@ class BasicAuth:
 
     @classmethod
     def from_file(cls, user: str, password_file: str) -> BasicAuth:
-        """Read the password: the file's first line, without its line ending."""
-        with open(password_file, encoding="utf-8") as f:
-            password = f.readline().rstrip("\r\n")
+        """Read the password: the file's first line, without its line ending.
+        Raises ValueError with a one-line reason naming the file."""
+        try:
+            with open(password_file, encoding="utf-8") as f:
+                password = f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise ValueError(f"cannot read password file {password_file}: "
+                             f"{e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            raise ValueError(f"password file {password_file} is not UTF-8 text "
+                             f"(byte {e.start})") from e
         if not password:
             raise ValueError(f"password file {password_file} is empty")
         return cls(user, password)

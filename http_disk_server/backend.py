@@ -1,7 +1,7 @@
 """The interface every storage backend of the server implements.
 
-The handler only talks to this interface, so a regular file, a block device and
-a read-only Hexz snapshot stream are served by the same HTTP code.
+Resources only talk to this interface, so a regular file, a block device and a read-only
+Hexz snapshot stream are served by the same HTTP code (and, next, by an S3 face too).
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ class Backend(abc.ABC):
     name: str = ""
     size: int = 0
     read_only: bool = True
-    can_zero: bool = False
-    can_flush: bool = False
-    can_extents: bool = False
+    #: "file", "block" or "snapshot", for GET /info
+    kind: str = ""
 
     def sendfile_fd(self) -> int | None:
         """A file descriptor os.sendfile() may read from, or None."""
@@ -62,4 +61,5 @@ class Backend(abc.ABC):
         return None
 
     def info(self) -> dict:
-        return {"name": self.name, "size": self.size, "read_only": self.read_only}
+        return {"name": self.name, "size": self.size, "read_only": self.read_only,
+                "type": self.kind}

@@ -20,6 +20,10 @@ _HEX_RE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 class BodyAborted(Exception):
     """The client stopped sending (EOF, timeout, reset): nothing is written."""
 
+    def __init__(self, reason: str, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
+
 
 class BodyError(Exception):
     """The body is malformed or too large. Its framing is lost: the connection must close."""
@@ -41,7 +45,8 @@ def read_exact(rfile: BinaryIO, n: int) -> bytearray:
                 raise BodyAborted(f"body ended after {done} of {n} bytes")
             done += got
     except OSError as e:  # includes TimeoutError and ConnectionResetError
-        raise BodyAborted(f"reading the body failed after {done} of {n} bytes: {e}") from e
+        raise BodyAborted(f"reading the body failed after {done} of {n} bytes: {e}",
+                          isinstance(e, TimeoutError)) from e
     return buf
 
 
@@ -49,7 +54,7 @@ def _read_line(rfile: BinaryIO, limit: int, what: str) -> bytes:
     try:
         line = rfile.readline(limit + 1)
     except OSError as e:
-        raise BodyAborted(f"reading the {what} failed: {e}") from e
+        raise BodyAborted(f"reading the {what} failed: {e}", isinstance(e, TimeoutError)) from e
     if not line:
         raise BodyAborted(f"body ended in the {what}")
     if len(line) > limit or not line.endswith(b"\n"):
@@ -76,7 +81,8 @@ def read_chunked(rfile: BinaryIO, limit: int) -> bytearray:
         try:
             end = rfile.readline(3)
         except OSError as e:
-            raise BodyAborted(f"reading a chunk end failed: {e}") from e
+            raise BodyAborted(f"reading a chunk end failed: {e}",
+                              isinstance(e, TimeoutError)) from e
         if not end:
             raise BodyAborted("body ended after a chunk")
         if end not in (b"\r\n", b"\n"):

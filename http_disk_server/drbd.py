@@ -6,8 +6,8 @@ EROFS (or EMEDIUMTYPE when auto-promote gives up). The server must still
 announce readiness, answer 503 meanwhile, log why, and retry once a second
 without spinning until this host can open the device.
 
-Everything that touches the system (open, stat, the drbdsetup command) is
-injectable so the logic is testable in-process with fakes.
+Everything that touches the system (open, stat, the drbdsetup command) comes
+from a ``System``, so the logic is testable in-process with fakes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import stat
 import subprocess
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 DRBD_MAJOR = 147
@@ -29,6 +30,19 @@ NOT_PRIMARY_ERRNOS = frozenset({errno.EROFS, errno.EMEDIUMTYPE})
 _BY_RES_RE = re.compile(r"/dev/drbd/by-res/([^/]+)(?:/\d+)?")
 
 log = logging.getLogger("http_disk_server.drbd")
+
+
+@dataclass(frozen=True)
+class System:
+    """The calls into the machine that opening a device needs; tests pass fakes."""
+
+    open: Callable[[str, int], int] = os.open
+    stat: Callable[[str], Any] = os.stat
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run
+
+
+#: The real machine.
+LOCAL = System()
 
 
 def drbd_minor(path: str, stat_fn: Callable[[str], Any] = os.stat) -> int | None:
@@ -97,6 +111,7 @@ def why_not_writable(path: str, minor: int | None,
     return f"DRBD resource {name} is read-only here and no peer is Primary"
 
 
+@dataclass
 class DeviceWaiter:
     """Opens the device, or keeps retrying once a second while DRBD says no.
 
@@ -104,22 +119,15 @@ class DeviceWaiter:
     called once with the backend when an open succeeds.
     """
 
-    def __init__(self, path: str, open_device: Callable[[], Any],
-                 on_open: Callable[[Any], None], stop: threading.Event,
-                 stat_fn: Callable[[str], Any] = os.stat,
-                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-                 interval: float = 1.0,
-                 on_wait: Callable[[str], None] | None = None) -> None:
-        self.path = path
-        self._on_wait = on_wait
-        self._open = open_device
-        self._on_open = on_open
-        self._stop = stop
-        self._stat = stat_fn
-        self._run = run
-        self.interval = interval
-        self.reason: str | None = None  # why the device is not open yet
-        self.thread: threading.Thread | None = None
+    path: str
+    open_device: Callable[[], Any]
+    on_open: Callable[[Any], None]
+    stop: threading.Event
+    system: System = LOCAL
+    interval: float = 1.0
+    on_wait: Callable[[str], None] | None = None
+    reason: str | None = field(default=None, init=False)  # why the device is not open yet
+    thread: threading.Thread | None = field(default=None, init=False)
 
     def first_attempt(self) -> bool:
         """Try once, synchronously. True when open; False when waiting for DRBD.
@@ -128,17 +136,17 @@ class DeviceWaiter:
         propagates, because retrying would not help and startup should fail.
         """
         try:
-            backend = self._open()
+            backend = self.open_device()
         except OSError as e:
-            minor = drbd_minor(self.path, self._stat)
+            minor = drbd_minor(self.path, self.system.stat)
             if minor is None or e.errno not in NOT_PRIMARY_ERRNOS:
                 raise
-            self._note(why_not_writable(self.path, minor, self._run), e)
+            self._note(why_not_writable(self.path, minor, self.system.run), e)
             self.thread = threading.Thread(target=self._retry_loop, name="drbd-wait",
                                            daemon=True)
             self.thread.start()
             return False
-        self._on_open(backend)
+        self.on_open(backend)
         return True
 
     def _note(self, reason: str, err: OSError) -> None:
@@ -146,22 +154,22 @@ class DeviceWaiter:
             log.warning("cannot open %s yet: %s (%s); answering 503 and retrying every %g s",
                         self.path, reason, os.strerror(err.errno or errno.EIO), self.interval)
         self.reason = reason
-        if self._on_wait is not None:
-            self._on_wait(reason)
+        if self.on_wait is not None:
+            self.on_wait(reason)
 
     def _retry_loop(self) -> None:
         # Event.wait sleeps the whole interval unless shutdown starts: no spinning.
-        while not self._stop.wait(self.interval):
+        while not self.stop.wait(self.interval):
             try:
-                backend = self._open()
+                backend = self.open_device()
             except OSError as e:
                 if e.errno in NOT_PRIMARY_ERRNOS:
-                    minor = drbd_minor(self.path, self._stat)
-                    self._note(why_not_writable(self.path, minor, self._run), e)
+                    minor = drbd_minor(self.path, self.system.stat)
+                    self._note(why_not_writable(self.path, minor, self.system.run), e)
                 else:
                     self._note(f"open failed: {e.strerror}", e)
                 continue
             log.warning("%s is open now; serving it", self.path)
             self.reason = None
-            self._on_open(backend)
+            self.on_open(backend)
             return

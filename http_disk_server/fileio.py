@@ -1,8 +1,10 @@
-"""Backend over a regular file or a block device, with positional I/O only.
+"""Backends over a regular file or a block device, with positional I/O only.
 
-os.pread/os.pwrite never touch the shared file offset, so any number of handler
-threads can use the one descriptor at once (the old server seeked and then read,
-which mixes up concurrent requests).
+os.pread/os.pwrite never touch the shared file offset, so any number of handler threads
+can use the one descriptor at once (the old server seeked and then read, which mixes up
+concurrent requests). ``open()`` looks at what the path is and picks the subclass, as
+ovirt-imageio's file backend does: the two differ in how they learn their size, how they
+make writes durable and what they know about allocation.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import fcntl
 import os
 import stat
 import struct
+from collections.abc import Callable
 
 from .backend import Backend, BackendError, Extent
 
@@ -25,6 +28,9 @@ FALLOC_FL_PUNCH_HOLE = 0x02
 FALLOC_FL_ZERO_RANGE = 0x10
 
 _ZERO_CHUNK = 1 << 20
+# fallocate errors meaning "this mode is not available here", not "the device failed".
+_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL,
+                          errno.ENODEV})
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _fallocate = getattr(_libc, "fallocate64", None) or getattr(_libc, "fallocate", None)
@@ -49,28 +55,14 @@ def block_device_size(fd: int) -> int:
     return struct.unpack("=Q", buf)[0]
 
 
-class FileBackend(Backend):
-    """A regular file or block device opened by the caller (fd is adopted)."""
+class DeviceBackend(Backend):
+    """What a file and a block device share: an adopted descriptor, pread/pwrite, zeroing."""
 
-    can_flush = True
-    can_zero = True
-
-    def __init__(self, fd: int, path: str, read_only: bool) -> None:
+    def __init__(self, fd: int, path: str, read_only: bool, size: int) -> None:
         self.fd = fd
         self.name = path
         self.read_only = read_only
-        st = os.fstat(fd)
-        self.is_block = stat.S_ISBLK(st.st_mode)
-        if self.is_block:
-            self.size = block_device_size(fd)
-        elif stat.S_ISREG(st.st_mode):
-            self.size = st.st_size
-        else:
-            raise BackendError(errno.EINVAL, f"{path}: not a regular file or block device")
-        self.can_zero = not read_only
-        self.can_flush = not read_only
-        # SEEK_DATA/SEEK_HOLE only describe allocation on regular files.
-        self.can_extents = not self.is_block
+        self.size = size
         # Once an fallocate mode fails with "not supported" it is not tried again.
         self._zero_modes = [
             FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -116,15 +108,13 @@ class FileBackend(Backend):
                 fallocate(self.fd, mode, offset, length)
                 return
             except OSError as e:
-                if e.errno in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL,
-                               errno.ENODEV):
-                    try:
-                        self._zero_modes.remove(mode)
-                    except ValueError:  # another thread removed it first
-                        pass
-                    continue
-                raise BackendError(e.errno, f"{self.name}: zeroing {length} bytes at offset "
-                                   f"{offset} failed: {e.strerror}") from e
+                if e.errno not in _UNSUPPORTED:
+                    raise BackendError(e.errno, f"{self.name}: zeroing {length} bytes at "
+                                       f"offset {offset} failed: {e.strerror}") from e
+                try:
+                    self._zero_modes.remove(mode)
+                except ValueError:  # another thread removed it first
+                    pass
         zeros = memoryview(bytes(min(length, _ZERO_CHUNK)))
         pos, end = offset, offset + length
         while pos < end:
@@ -136,60 +126,87 @@ class FileBackend(Backend):
         if self.read_only:
             return
         try:
-            # fdatasync is enough for a file whose size never changes; for a
-            # block device fsync is the documented way to flush the device cache.
-            if self.is_block:
-                os.fsync(self.fd)
-            else:
-                os.fdatasync(self.fd)
+            self._sync(self.fd)
         except OSError as e:
             raise BackendError(e.errno, f"{self.name}: flush failed: {e.strerror}") from e
 
-    def extents(self) -> list[Extent]:
-        if self.is_block:
-            return [Extent(0, self.size, False, False)]
-        result: list[Extent] = []
-        pos = 0
-        while pos < self.size:
-            try:
-                data = os.lseek(self.fd, pos, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno != errno.ENXIO:  # ENXIO: no data after pos
-                    raise BackendError(e.errno, f"{self.name}: SEEK_DATA failed: "
-                                       f"{e.strerror}") from e
-                data = self.size
-            data = min(data, self.size)
-            if data > pos:
-                result.append(Extent(pos, data - pos, True, True))
-            if data >= self.size:
-                break
-            try:
-                hole = os.lseek(self.fd, data, os.SEEK_HOLE)
-            except OSError as e:
-                raise BackendError(e.errno, f"{self.name}: SEEK_HOLE failed: "
-                                   f"{e.strerror}") from e
-            hole = min(hole, self.size)
-            result.append(Extent(data, hole - data, False, False))
-            pos = hole
-        return result
+    @staticmethod
+    def _sync(fd: int) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
 
-    def info(self) -> dict:
-        d = super().info()
-        d["type"] = "block" if self.is_block else "file"
-        return d
+
+class FileBackend(DeviceBackend):
+    """A regular file: its size is fixed at open, its holes are known."""
+
+    kind = "file"
+
+    def __init__(self, fd: int, path: str, read_only: bool) -> None:
+        super().__init__(fd, path, read_only, os.fstat(fd).st_size)
+
+    @staticmethod
+    def _sync(fd: int) -> None:
+        # The file's size never changes, so its data (fdatasync) is all there is to sync.
+        os.fdatasync(fd)
+
+    def extents(self) -> list[Extent]:
+        result: list[Extent] = []
+        pos = 0
+        while pos < self.size:
+            data = min(self._seek(pos, os.SEEK_DATA, "SEEK_DATA"), self.size)
+            if data > pos:
+                result.append(Extent(pos, data - pos, True, True))
+            if data >= self.size:
+                break
+            hole = min(self._seek(data, os.SEEK_HOLE, "SEEK_HOLE"), self.size)
+            result.append(Extent(data, hole - data, False, False))
+            pos = hole
+        return result
+
+    def _seek(self, pos: int, whence: int, what: str) -> int:
+        try:
+            return os.lseek(self.fd, pos, whence)
+        except OSError as e:
+            if e.errno == errno.ENXIO:  # no data (or no hole) after pos: the end
+                return self.size
+            raise BackendError(e.errno, f"{self.name}: {what} failed: {e.strerror}") from e
 
 
-def open_device(path: str, read_only: bool, opener=os.open) -> FileBackend:
-    """Open ``path`` and wrap it; OSError from the open propagates (EROFS matters to DRBD)."""
+class BlockBackend(DeviceBackend):
+    """A block device: its size comes from the kernel, fsync flushes the device cache, and
+    SEEK_DATA/SEEK_HOLE say nothing about it (one data extent)."""
+
+    kind = "block"
+
+    def __init__(self, fd: int, path: str, read_only: bool) -> None:
+        super().__init__(fd, path, read_only, block_device_size(fd))
+
+    @staticmethod
+    def _sync(fd: int) -> None:
+        # fsync is the documented way to flush a block device's write cache.
+        os.fsync(fd)
+
+
+def open(path: str, read_only: bool, opener: Callable[[str, int], int] = os.open  # noqa: A001
+         ) -> DeviceBackend:
+    """Open ``path`` and wrap it in the backend its type calls for.
+
+    OSError from the open propagates unchanged (EROFS matters to the DRBD waiter); a path
+    that is neither a regular file nor a block device is a BackendError.
+    """
     flags = (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC
     fd = opener(path, flags)
     try:
-        return FileBackend(fd, path, read_only)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISBLK(mode):
+            return BlockBackend(fd, path, read_only)
+        if stat.S_ISREG(mode):
+            return FileBackend(fd, path, read_only)
+        raise BackendError(errno.EINVAL, f"{path}: not a regular file or block device")
     except BaseException:
         os.close(fd)
         raise

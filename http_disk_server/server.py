@@ -1,46 +1,26 @@
-"""The listening server: connection bookkeeping, TLS, limits and graceful stop.
+"""The listening server: connection bookkeeping, limits and graceful stop.
 
-It extends the standard library's ThreadingHTTPServer with what a disk server
-needs: a bound on connections, TLS handshakes done in the worker thread (a slow
-client must not block accept), and a shutdown that lets requests in flight
-finish for a bounded time before forcing the remaining connections closed.
+It extends the standard library's ThreadingHTTPServer with what a disk server needs: a
+bound on connections, TLS handshakes done in the worker thread (a slow client must not
+block accept), and a shutdown that lets requests in flight finish for a bounded time
+before forcing the remaining connections closed. What a request does is the business of
+``app``, the Router the service installs before serving.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import socketserver
-import ssl
+import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from .auth import BasicAuth
-from .backend import Backend
+from .config import Config
 
 log = logging.getLogger("http_disk_server")
-
-MiB = 1 << 20
-
-
-@dataclass
-class Config:
-    read_only: bool = False
-    max_put_size: int = 128 * MiB
-    timeout: float = 60.0             # socket timeout for idle and slow clients
-    shutdown_timeout: float = 10.0    # how long SIGTERM waits for requests in flight
-    max_connections: int = 64
-    max_writers: int = 8              # PUT bodies buffered at once (bounds memory)
-    verbose: bool = False
-    sendfile: bool = True
-    auth: BasicAuth | None = None
-    ssl_context: ssl.SSLContext | None = None
-    extra_info: dict[str, Any] = field(default_factory=dict)
 
 
 class DiskHTTPServer(ThreadingHTTPServer):
@@ -51,17 +31,13 @@ class DiskHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler_class: type, config: Config) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.config = config
-        # Route table: URL path -> backend; None while the device is not open yet.
-        self.routes: dict[str, Backend] | None = None
-        self.not_ready_reason = "the device is not open yet"
+        #: called with (Request, Response) for every request; set once, before serving
+        self.app: Callable[[Any, Any], None] | None = None
         self.stopping = False
         self._lock = threading.Condition()
         self._handlers: dict[Any, bool] = {}   # handler -> busy with a request
         self._active = 0                        # requests in flight
-        self._writing = 0                       # requests inside a device write/flush
-        self._writes_closed = False             # set at shutdown, after the last write
         self._conn_slots = threading.BoundedSemaphore(config.max_connections)
-        self.writer_slots = threading.BoundedSemaphore(config.max_writers)
         super().__init__(address, handler_class)
 
     def server_bind(self) -> None:
@@ -71,15 +47,6 @@ class DiskHTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = port
-
-    def set_routes(self, routes: dict[str, Backend]) -> None:
-        with self._lock:
-            self.routes = routes
-
-    def backends(self) -> list[Backend]:
-        routes = self.routes or {}
-        unique: dict[int, Backend] = {id(b): b for b in routes.values()}
-        return list(unique.values())
 
     # --- connection limit -------------------------------------------------
 
@@ -111,9 +78,7 @@ class DiskHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that vanish or fail the TLS handshake are routine: one line, no traceback.
-        import sys
-        exc = sys.exc_info()[1]
-        log.info("connection from %s ended: %s", client_address[0], exc)
+        log.info("connection from %s ended: %s", client_address[0], sys.exc_info()[1])
 
     # --- request bookkeeping for graceful shutdown -------------------------
 
@@ -127,33 +92,19 @@ class DiskHTTPServer(ThreadingHTTPServer):
                 self._active -= 1
             self._lock.notify_all()
 
-    @contextmanager
-    def request_in_flight(self, handler: Any) -> Iterator[None]:
+    def request_started(self, handler: Any) -> None:
         with self._lock:
-            self._handlers[handler] = True
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                if self._handlers.get(handler):
-                    self._handlers[handler] = False
-                    self._active -= 1
-                self._lock.notify_all()
+            if not self._handlers.get(handler):
+                self._handlers[handler] = True
+                self._active += 1
 
-    @contextmanager
-    def device_write(self) -> Iterator[None]:
-        """Marks a device write or flush, which shutdown waits for (it cannot be interrupted)."""
+    def request_done(self, handler: Any) -> None:
+        """Idempotent: the request (if any) of ``handler`` is over."""
         with self._lock:
-            if self._writes_closed:
-                raise OSError(errno.ESHUTDOWN, "the server is shutting down")
-            self._writing += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._writing -= 1
-                self._lock.notify_all()
+            if self._handlers.get(handler):
+                self._handlers[handler] = False
+                self._active -= 1
+            self._lock.notify_all()
 
     def begin_stop(self) -> None:
         """Stop new requests: idle keep-alive connections are closed now."""
@@ -171,10 +122,3 @@ class DiskHTTPServer(ThreadingHTTPServer):
         with self._lock:
             for handler in self._handlers:
                 handler.abort_connection()
-
-    def close_writes(self, timeout: float) -> bool:
-        """Wait for device writes in progress, then refuse new ones (before fsync and close)."""
-        with self._lock:
-            done = self._lock.wait_for(lambda: self._writing == 0, timeout)
-            self._writes_closed = True
-            return done

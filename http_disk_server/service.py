@@ -1,23 +1,29 @@
-"""Assembles the server: bind, open the device (or wait for DRBD), serve, stop.
+"""Assembles the server: bind, open the device (or wait for DRBD), route, serve, stop.
 
-Kept apart from the command line so tests can run a whole server in-process
-with fake open/stat/drbdsetup, which fakes cannot reach in a child process.
+Kept apart from the command line so tests can run a whole server in-process with fake
+open/stat/drbdsetup, which fakes cannot reach in a child process.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import fileio
 from .backend import Backend
-from .drbd import DeviceWaiter
-from .fileio import open_device
+from .config import Config
+from .drbd import LOCAL, DeviceWaiter, System
 from .handler import DiskRequestHandler
-from .server import Config, DiskHTTPServer
+from .resources.extents import ExtentsResource
+from .resources.images import ImageResource
+from .resources.info import InfoResource, ServerOptions
+from .router import Router
+from .server import DiskHTTPServer
+from .storage import Storage
+from .writes import WriteGate
 
 log = logging.getLogger("http_disk_server")
 
@@ -25,23 +31,40 @@ log = logging.getLogger("http_disk_server")
 WRITE_DRAIN_SECONDS = 30.0
 FLUSH_SECONDS = 30.0
 
+#: URL paths of the images: the device at "/"; a snapshot's streams also by hexz serve's
+#: names ("/memory" only when the archive has that stream).
+DISK_PATHS = {"/": "disk"}
+SNAPSHOT_PATHS = {"/": "disk", "/disk": "disk", "/memory": "memory"}
+
+
+def disk_api(storage: Storage, paths: dict[str, str], config: Config, gate: WriteGate,
+             metadata: dict | None = None) -> Router:
+    """The disk API: each image path, its ``/extents``, ``/info`` and ``OPTIONS *``."""
+    routes: list[tuple[str, Any]] = []
+    for path, name in paths.items():
+        routes.append((re.escape(path), ImageResource(storage, name, config, gate)))
+        extents = "/extents" if path == "/" else f"{path}/extents"
+        routes.append((re.escape(extents), ExtentsResource(storage, name, config)))
+    routes.append(("/info", InfoResource(storage, paths, config, metadata)))
+    routes.append((r"\*", ServerOptions(config)))
+    return Router(routes, auth=config.auth, verbose=config.verbose)
+
 
 class DiskService:
     def __init__(self, config: Config, ip: str, port: int, disk: str | None = None,
-                 snapshot: str | None = None, opener: Callable[..., int] = os.open,
-                 stat_fn: Callable[[str], Any] = os.stat,
-                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                 snapshot: str | None = None, verify: str = "crc", system: System = LOCAL,
                  drbd_interval: float = 1.0) -> None:
         if (disk is None) == (snapshot is None):
             raise ValueError("exactly one of disk and snapshot is required")
         self.config = config
         self.disk = disk
         self.snapshot = snapshot
-        self._opener = opener
-        self._stat = stat_fn
-        self._run = run
+        self.verify = verify
+        self._system = system
         self._drbd_interval = drbd_interval
         self.stop_event = threading.Event()
+        self.storage = Storage()
+        self.gate = WriteGate(config.max_writers)
         self.server = DiskHTTPServer((ip, port), DiskRequestHandler, config)
         self.waiter: DeviceWaiter | None = None
         self._archive = None
@@ -61,28 +84,31 @@ class DiskService:
         return f"{scheme}://{host}:{port}/"
 
     def open(self) -> bool:
-        """Open the storage. True when serving; False when waiting for DRBD."""
+        """Open the storage and install the routes. True when serving; False when
+        waiting for DRBD (requests get 503 until the device opens)."""
         if self.snapshot is not None:
             from .snapshot import open_snapshot  # needs hxz only in snapshot mode
-            routes, info, self._archive = open_snapshot(self.snapshot)
-            self.config.extra_info.update(info)
-            self.server.set_routes(routes)
+            streams, metadata, self._archive = open_snapshot(self.snapshot, self.verify)
+            paths = {p: n for p, n in SNAPSHOT_PATHS.items() if n in streams}
+            self.server.app = disk_api(self.storage, paths, self.config, self.gate, metadata)
+            self.storage.attach(streams)
             return True
         assert self.disk is not None
         path = self.disk
+        self.server.app = disk_api(self.storage, DISK_PATHS, self.config, self.gate)
 
         def open_backend() -> Backend:
-            return open_device(path, self.config.read_only, opener=self._opener)
+            return fileio.open(path, self.config.read_only, opener=self._system.open)
 
         def on_open(backend: Backend) -> None:
-            self.server.set_routes({"/": backend})
+            self.storage.attach({"disk": backend})
 
         def on_wait(reason: str) -> None:
-            self.server.not_ready_reason = f"{path} cannot be opened yet: {reason}; retry later"
+            self.storage.waiting(f"{path} cannot be opened yet: {reason}; retry later")
 
         self.waiter = DeviceWaiter(path, open_backend, on_open, self.stop_event,
-                                   stat_fn=self._stat, run=self._run,
-                                   interval=self._drbd_interval, on_wait=on_wait)
+                                   system=self._system, interval=self._drbd_interval,
+                                   on_wait=on_wait)
         return self.waiter.first_attempt()
 
     def serve_in_thread(self) -> None:
@@ -104,9 +130,9 @@ class DiskService:
                         cfg.shutdown_timeout)
             self.server.abort_all()
             self.server.wait_requests(2.0)
-        if not self.server.close_writes(WRITE_DRAIN_SECONDS):
+        if not self.gate.close(WRITE_DRAIN_SECONDS):
             log.error("a device write did not finish within %g s", WRITE_DRAIN_SECONDS)
-        for backend in self.server.backends():
+        for backend in self.storage.backends():
             self._bounded(backend.flush, f"flush of {backend.name}")
             try:
                 backend.close()

@@ -8,10 +8,11 @@ import hxz
 
 from .backend import Backend, BackendError, Extent
 
+VERIFY_MODES = ("crc", "hash")
 
 class SnapshotBackend(Backend):
     read_only = True
-    can_extents = True
+    kind = "snapshot"
 
     def __init__(self, stream: hxz.Stream, name: str) -> None:
         self._stream = stream
@@ -51,18 +52,28 @@ class SnapshotBackend(Backend):
                                    f"offset {start_pos}")
         return result
 
-    def info(self) -> dict:
-        d = super().info()
-        d["type"] = "snapshot"
-        return d
 
+def open_snapshot(path: str, verify: str = "crc"
+                  ) -> tuple[dict[str, Backend], dict, hxz.Archive]:
+    """The streams of a snapshot by hexz serve's names ("disk", and "memory" when the
+    archive has one), its metadata for GET /info, and the archive (to close at the end).
 
-def open_snapshot(path: str) -> tuple[dict[str, Backend], dict, hxz.Archive]:
-    """Routes for a snapshot (hexz serve's names) plus its metadata for GET /info."""
-    archive = hxz.open_archive(path)
-    disk = SnapshotBackend(archive.stream("disk"), f"{path}:disk")
-    routes: dict[str, Backend] = {"/": disk, "/disk": disk}
-    memory = archive.stream("memory")
-    if memory.size > 0:
-        routes["/memory"] = SnapshotBackend(memory, f"{path}:memory")
-    return routes, {"snapshot": archive.info()}, archive
+    ``verify`` is hxz's (PLAN contract 2): "crc" checks the CRC-32 of the stored bytes,
+    "hash" also the BLAKE3 hash of every decompressed block against its index record.
+    """
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
+    # "crc" is hxz's default: naming verify= only for "hash" keeps the server working with
+    # an hxz older than the option (which then refuses "hash" with a one-line TypeError).
+    archive = hxz.open_archive(path, **({"verify": verify} if verify != "crc" else {}))
+    try:
+        streams: dict[str, Backend] = {"disk": SnapshotBackend(archive.stream("disk"),
+                                                               f"{path}:disk")}
+        memory = archive.stream("memory")
+        if memory.size > 0:
+            streams["memory"] = SnapshotBackend(memory, f"{path}:memory")
+        info = dict(archive.info(), verify=verify)
+    except BaseException:
+        archive.close()
+        raise
+    return streams, {"snapshot": info}, archive

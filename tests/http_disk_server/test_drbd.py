@@ -17,8 +17,14 @@ import time
 import pytest
 import requests
 
-from http_disk_server.drbd import DRBD_MAJOR, primary_peers, resource_of, why_not_writable
-from http_disk_server.server import Config
+from http_disk_server.config import Config
+from http_disk_server.drbd import (
+    DRBD_MAJOR,
+    System,
+    primary_peers,
+    resource_of,
+    why_not_writable,
+)
 from http_disk_server.service import DiskService
 
 DEV = "/dev/drbd/by-res/vol1/0"
@@ -69,8 +75,9 @@ def backing(tmp_path):
 
 
 def make_service(opener, stat_fn=lambda p: FakeStat(), interval: float = 0.2) -> DiskService:
+    system = System(open=opener, stat=stat_fn)   # drbdsetup: pytest-subprocess's fake
     return DiskService(Config(timeout=5, shutdown_timeout=2), "127.0.0.1", 0, disk=DEV,
-                       opener=opener, stat_fn=stat_fn, drbd_interval=interval)
+                       system=system, drbd_interval=interval)
 
 
 @pytest.mark.parametrize("err", [errno.EROFS, errno.EMEDIUMTYPE])

@@ -1,14 +1,25 @@
-"""--snapshot: a Hexz archive made by the hexz package, served read-only and decompressed."""
+"""--snapshot: a Hexz archive made by the hexz package, served read-only and decompressed;
+--verify crc|hash."""
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import hexz
 import pytest
 import requests
 
+import hxz
+from tests.support.archives import corrupt
+from tests.support.archives import spec as layout
 from tests.support.diskserver import launch, start_server
+
+# hxz.open_archive(verify=) is engineer A's (PLAN contract 2, branch hxz). Until it is
+# merged these tests must fail, and strict xfail says so; once it is, they run as usual.
+needs_verify = pytest.mark.xfail(
+    "verify" not in inspect.signature(hxz.open_archive).parameters, strict=True,
+    reason="hxz.open_archive(verify=) is not merged yet (branch hxz)")
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +131,93 @@ def test_not_an_archive_is_one_line_error(tmp_path):
     assert p.wait(10) == 1
     err = (tmp_path / "bad.stderr").read_text().strip()
     assert len(err.splitlines()) == 1 and "bad.hxz" in err, err
+
+
+# ---- --verify ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def swapped(tmp_path_factory):
+    """A damage a CRC cannot see: a record pointing at another valid payload of the same
+    logical length (offset, length and checksum all taken from that other record).
+    Returns (archive, original data, (start, length) of the damaged record, the bytes the
+    other payload holds)."""
+    root = tmp_path_factory.mktemp("swapped")
+    # Repeated content makes hexz cut small blocks (1-4 KiB), among which some have the
+    # same length.
+    block = os.urandom(100_000)
+    data = block * 3 + os.urandom(200_000)
+    (root / "disk.img").write_bytes(data)
+    good = root / "good.hxz"
+    hexz.pack(str(root / "disk.img"), str(good), compression="lz4")
+    records = layout.parse(good).records(0)
+    by_len: dict[int, list] = {}
+    for r in records:
+        if r.is_stored:
+            by_len.setdefault(r.logical_len, []).append(r)
+    victim, other = next(v for v in by_len.values()
+                         if len(v) >= 2 and v[0].offset != v[1].offset)[:2]
+    index = records.index(victim)
+    src = good
+    for n, field in enumerate(("offset", "length", "checksum")):
+        dst = root / f"step{n}.hxz"
+        corrupt.set_record_field(src, dst, index, field, getattr(other, field))
+        src = dst
+    wrong = data[other.start:other.start + other.logical_len]
+    assert wrong != data[victim.start:victim.start + victim.logical_len]
+    return src, data, (victim.start, victim.logical_len), wrong
+
+
+def _get(server, start: int, length: int) -> requests.Response:
+    return requests.get(server.url, headers={"Range": f"bytes={start}-{start + length - 1}"},
+                        timeout=10)
+
+
+def test_verify_crc_is_accepted_and_reported(archives, tmp_path):
+    root, disk = archives[0], archives[1]
+    s = start_server(["--snapshot", str(root / "vm.hxz"), "--verify", "crc"], tmp_path)
+    try:
+        assert requests.get(s.url, timeout=10).content == disk
+        assert requests.get(s.url + "info", timeout=5).json()["snapshot"]["verify"] == "crc"
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+def test_swapped_record_passes_the_crc_check(swapped, tmp_path):
+    """Why --verify hash exists: with CRCs only, the damaged record reads as another
+    block's bytes (the CRC of the stored bytes matches)."""
+    path, _, (start, length), wrong = swapped
+    s = start_server(["--snapshot", str(path)], tmp_path)
+    try:
+        r = _get(s, start, length)
+        assert r.status_code == 206 and r.content == wrong
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+@needs_verify
+def test_verify_hash_serves_a_good_archive(archives, tmp_path):
+    root, disk, memory = archives[0], archives[1], archives[2]
+    s = start_server(["--snapshot", str(root / "vm.hxz"), "--verify", "hash"], tmp_path)
+    try:
+        assert requests.get(s.url, timeout=10).content == disk
+        assert requests.get(s.url + "memory", timeout=10).content == memory
+        assert requests.get(s.url + "info", timeout=5).json()["snapshot"]["verify"] == "hash"
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+@needs_verify
+def test_verify_hash_refuses_a_record_pointing_at_another_payload(swapped, tmp_path):
+    path, data, (start, length), _ = swapped
+    s = start_server(["--snapshot", str(path), "--verify", "hash"], tmp_path)
+    try:
+        r = _get(s, start, length)
+        assert r.status_code == 500 and r.text.count("\n") == 1   # EIO, never wrong bytes
+        # The rest of the stream still reads.
+        if start:
+            assert _get(s, 0, start).content == data[:start]
+        assert _get(s, start + length, len(data) - start - length).content == \
+            data[start + length:]
+    finally:
+        assert s.stop() == 0, s.log_text()
+    assert path.name in s.log_text()          # the log names the damaged file

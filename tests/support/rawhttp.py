@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass
 
@@ -88,3 +89,35 @@ def chunked(*pieces: bytes, ext: bool = False, trailers: bytes = b"") -> bytes:
             size += f';chunk-no={i};name="x y"'.encode()
         out += size + b"\r\n" + p + b"\r\n"
     return out + b"0\r\n" + trailers + b"\r\n"
+
+
+def put(offset: int | None, data: bytes, *headers: str, path: str = "/",
+        chunked_body: bool = False) -> bytes:
+    """A raw PUT of ``data`` at ``offset`` (no Content-Range when ``offset`` is None);
+    ``headers`` are extra "Name: value" lines, sent as given (repeats included)."""
+    lines = [f"PUT {path} HTTP/1.1", "Host: x"]
+    if offset is not None:
+        lines.append(f"Content-Range: bytes {offset}-{offset + max(len(data), 1) - 1}/*")
+    lines.append("Transfer-Encoding: chunked" if chunked_body else f"Content-Length: {len(data)}")
+    lines += headers
+    body = chunked(data) if chunked_body else data
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def patch(obj: dict, *headers: str, path: str = "/") -> bytes:
+    """A raw PATCH with a JSON body; ``headers`` as for put()."""
+    body = json.dumps(obj).encode()
+    lines = [f"PATCH {path} HTTP/1.1", "Host: x", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def put_head(offset: int, length: int | None, extra: str = "", path: str = "/") -> bytes:
+    """The head of a PUT at ``offset``: Content-Length ``length``, or chunked for None;
+    ``extra`` is more header lines, each ending in CRLF."""
+    h = f"PUT {path} HTTP/1.1\r\nHost: x\r\n"
+    if length is not None:
+        h += f"Content-Range: bytes {offset}-{offset + max(length, 1) - 1}/*\r\n"
+        h += f"Content-Length: {length}\r\n"
+    else:
+        h += f"Content-Range: bytes {offset}-{offset}/*\r\nTransfer-Encoding: chunked\r\n"
+    return (h + extra + "\r\n").encode()

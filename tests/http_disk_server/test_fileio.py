@@ -16,7 +16,7 @@ def backend(tmp_path):
     data = os.urandom(100_000)
     p = tmp_path / "f.img"
     p.write_bytes(data)
-    b = fileio.open_device(str(p), read_only=False)
+    b = fileio.open(str(p), read_only=False)
     yield b, p, data
     b.close()
 
@@ -83,4 +83,4 @@ def test_zero_real_error_is_reported(backend, monkeypatch):
 
 def test_not_a_file_or_device(tmp_path):
     with pytest.raises(BackendError):
-        fileio.open_device(str(tmp_path), read_only=True)
+        fileio.open(str(tmp_path), read_only=True)

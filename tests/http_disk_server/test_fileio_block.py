@@ -1,4 +1,5 @@
-"""A real block device (a loop device over a file): BLKGETSIZE64, sendfile, fsync, zeroing."""
+"""BlockBackend on a real block device (a loop device over a file): BLKGETSIZE64, sendfile,
+fsync before every durable reply, zeroing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import subprocess
 import pytest
 import requests
 
-from tests.support.diskserver import start_server
+from tests.support.diskserver import SyncTrace, start_server
+from tests.support.rawhttp import Conn, patch, put
 
 
 @pytest.fixture
@@ -64,3 +66,26 @@ def test_block_device(tmp_path, loopdev):
         assert s.stop() == 0, s.log_text()
     detach()
     assert backing.read_bytes() == expect
+
+
+def test_block_device_durable_paths_fsync(tmp_path, loopdev):
+    """A block device is flushed with fsync (its cache), before the reply, on every durable
+    path; ?flush=n and an unflushed zero do not sync."""
+    dev, _, _, _ = loopdev
+    s = start_server(["--disk", dev], tmp_path)
+    cases = [(put(0, os.urandom(4096)), ["fsync"]),
+             (put(4096, os.urandom(4096), path="/?flush=n"), []),
+             (patch({"op": "flush"}), ["fsync"]),
+             (patch({"op": "zero", "offset": 0, "size": 65536, "flush": True}), ["fsync"]),
+             (patch({"op": "zero", "offset": 0, "size": 65536}), [])]
+    try:
+        with SyncTrace(s.pid, dev, tmp_path) as trace:
+            c = Conn(s.port)
+            for raw, _ in cases:
+                c.send(raw)
+                assert c.read_response().status == 200
+            c.close()
+            replies = trace.wait_replies(len(cases))
+    finally:
+        assert s.stop() == 0, s.log_text()
+    assert [r.syncs for r in replies] == [syncs for _, syncs in cases]

@@ -1,17 +1,17 @@
-"""Readiness, busy port, defaults, durability across kill -9, SIGTERM/SIGINT behaviour, limits."""
+"""The server as a whole: readiness, SIGTERM/SIGINT behaviour, idle timeout, connection limit,
+concurrent readers and writers."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import subprocess
-import sys
+import threading
 import time
 
 import requests
 
-from tests.support.diskserver import READY, REPO, launch, start_server, wait_ready
+from tests.support.diskserver import READY, start_server
 from tests.support.rawhttp import Conn
 
 SIZE = 8 << 20
@@ -26,64 +26,6 @@ def test_ready_line_means_serving(tmp_path, disk):
         assert r.status_code == 206 and r.content == disk[1][:10]
     finally:
         assert s.stop(signal.SIGINT) == 0
-
-
-def test_default_bind_is_loopback(tmp_path, disk):
-    p = launch(["--disk", str(disk[0]), "--port", "0"], tmp_path)
-    try:
-        line = wait_ready(p)
-        assert "//127.0.0.1:" in line
-    finally:
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(15) == 0
-
-
-def test_busy_port(tmp_path, disk):
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", 0))
-    blocker.listen()
-    port = blocker.getsockname()[1]
-    try:
-        p = launch(["--disk", str(disk[0]), "--port", str(port)], tmp_path, "busy")
-        assert p.wait(10) == 1
-        assert p.stdout.read() == b""          # never claimed readiness
-        err = (tmp_path / "busy.stderr").read_text().strip()
-        assert len(err.splitlines()) == 1 and "already in use" in err and str(port) in err
-    finally:
-        blocker.close()
-
-
-def test_missing_device_is_one_line_error(tmp_path):
-    p = launch(["--disk", str(tmp_path / "nope.img"), "--port", "0"], tmp_path, "bad")
-    assert p.wait(10) == 1
-    err = (tmp_path / "bad.stderr").read_text().strip()
-    assert len(err.splitlines()) == 1 and "nope.img" in err
-
-
-def test_acknowledged_writes_survive_kill_9(tmp_path, disk):
-    s = start_server(["--disk", str(disk[0])], tmp_path)
-    expect = bytearray(disk[1])
-    with requests.Session() as sess:
-        for i in range(16):   # durable PUTs
-            off = i * 300007
-            data = os.urandom(8192)
-            assert sess.put(s.url, data=data, timeout=5,
-                            headers={"Content-Range": f"bytes {off}-{off + 8191}/*"}
-                            ).status_code == 200
-            expect[off:off + 8192] = data
-        for i in range(8):    # unflushed PUTs made durable by one PATCH flush
-            off = SIZE - (i + 1) * 65536
-            data = os.urandom(4096)
-            assert sess.put(s.url + "?flush=n", data=data, timeout=5,
-                            headers={"Content-Range": f"bytes {off}-{off + 4095}/*"}
-                            ).status_code == 200
-            expect[off:off + 4096] = data
-        assert sess.patch(s.url, json={"op": "flush"}, timeout=5).status_code == 200
-        assert sess.patch(s.url, json={"op": "zero", "offset": 4096, "size": 4096,
-                                       "flush": True}, timeout=5).status_code == 200
-        expect[4096:8192] = bytes(4096)
-    assert s.stop(signal.SIGKILL) == -signal.SIGKILL
-    assert disk[0].read_bytes() == expect
 
 
 def _start_big_put(s, length: int, sent: bytes) -> Conn:
@@ -169,20 +111,41 @@ def test_idle_timeout_and_connection_limit(tmp_path, disk):
         assert s.stop() == 0
 
 
-def test_entry_points(tmp_path, disk):
-    """The installed console script and the source-tree wrapper both start the server."""
-    bindir = os.path.dirname(sys.executable)
-    for name, cmd in [("console", [os.path.join(bindir, "http-disk-server")]),
-                      ("wrapper", [sys.executable, str(REPO / "scripts" / "http-disk-server")])]:
-        err = open(tmp_path / f"{name}.stderr", "wb")
-        p = subprocess.Popen([*cmd, "--disk", str(disk[0]), "--port", "0", "--read-only"],
-                             stdout=subprocess.PIPE, stderr=err)
-        try:
-            line = wait_ready(p)
-            port = int(line.split(":")[-1].split("/")[0])
-            r = requests.get(f"http://127.0.0.1:{port}/", headers={"Range": "bytes=0-3"},
-                             timeout=5)
-            assert r.content == disk[1][:4]
-        finally:
-            p.send_signal(signal.SIGTERM)
-            assert p.wait(15) == 0
+def test_concurrent_readers_and_writers(server, disk):
+    """Writers on distinct ranges and readers at once: every byte lands where it should."""
+    blocks = 64
+    bs = 64 << 10
+    new = {i: os.urandom(bs) for i in range(0, blocks, 2)}   # even blocks rewritten
+    errors: list[str] = []
+
+    def writer(ids):
+        with requests.Session() as s:
+            for i in ids:
+                r = s.put(server.url + "?flush=n", data=new[i], timeout=10,
+                          headers={"Content-Range": f"bytes {i * bs}-{(i + 1) * bs - 1}/*"})
+                if r.status_code != 200:
+                    errors.append(f"PUT {i}: {r.status_code}")
+
+    def reader(ids):
+        with requests.Session() as s:
+            for _ in range(3):
+                for i in ids:   # odd blocks are never written: always the original bytes
+                    r = s.get(server.url, timeout=10,
+                              headers={"Range": f"bytes={i * bs}-{(i + 1) * bs - 1}"})
+                    if r.content != disk[1][i * bs:(i + 1) * bs]:
+                        errors.append(f"GET {i}: wrong bytes")
+
+    evens = sorted(new)
+    odds = list(range(1, blocks, 2))
+    threads = [threading.Thread(target=writer, args=(evens[k::4],)) for k in range(4)]
+    threads += [threading.Thread(target=reader, args=(odds[k::4],)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert requests.patch(server.url, json={"op": "flush"}, timeout=5).status_code == 200
+    expect = bytearray(disk[1])
+    for i, b in new.items():
+        expect[i * bs:(i + 1) * bs] = b
+    assert disk[0].read_bytes() == expect

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import http.client
 import subprocess
 
 import pytest
 import requests
 
 from tests.support.diskserver import start_server
-from tests.support.rawhttp import request as raw_request
 
 SIZE = 8 << 20
 
@@ -86,33 +84,6 @@ def test_curl_ranges(server, disk, tmp_path):
         assert out.stdout == disk[1][lo:hi]
     whole = subprocess.run(["curl", "-sS", "-f", server.url], capture_output=True, timeout=20)
     assert whole.returncode == 0 and whole.stdout == disk[1]
-
-
-def test_curl_reuses_one_connection(server):
-    urls = [server.url] * 3
-    out = subprocess.run(["curl", "-sS", "-v", "-f", "-r", "0-1023", "-o", "/dev/null",
-                          "-o", "/dev/null", "-o", "/dev/null", *urls],
-                         capture_output=True, text=True, timeout=20)
-    assert out.returncode == 0, out.stderr
-    assert out.stderr.count("Re-using existing connection") == 2
-
-
-def test_keep_alive_many_requests(server, disk):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-    conn.connect()
-    sock = conn.sock
-    for i in range(50):
-        off = i * 65536
-        conn.request("GET", "/", headers={"Range": f"bytes={off}-{off + 4095}"})
-        r = conn.getresponse()
-        assert r.status == 206 and r.read() == disk[1][off:off + 4096]
-    assert conn.sock is sock  # never reconnected
-    conn.close()
-
-
-def test_http10_request_gets_answer_and_close(server, disk):
-    r = raw_request(server.port, b"GET / HTTP/1.0\r\nRange: bytes=5-9\r\n\r\n")
-    assert r.status == 206 and r.body == disk[1][5:10]
 
 
 def test_empty_file(tmp_path):
