@@ -20,13 +20,15 @@ from .blockio import BlockReader
 from .cache import LRUCache
 from .chain import MAX_DEPTH, find_parent
 from .codecs import make_decoder
+from .digest import check_verify_mode
 from .errors import FormatError, HxzError, UnsupportedError
 from .extents import ZeroExtents
 from .header import HEADER_SIZE, parse_header
-from .index import Page, StreamIndex, decode_page, parse_master_index
+from .index import Page, StreamIndex, check_stream_end, decode_page, parse_master_index
 from .manifest import MAX_MANIFEST, Member, parse_manifest
 from .parents import ParentResolver
 from .readahead import Readahead
+from .streams import StreamId, stream_id
 
 __all__ = ["Archive", "Stream", "MemberView", "open_archive"]
 
@@ -34,8 +36,6 @@ _tokens = itertools.count(1)
 MAX_DICTIONARY = 64 << 20
 # Readahead only pays when most work is GIL-free codec/CRC time: large average blocks.
 READAHEAD_MIN_AVG_BLOCK = 64 << 10
-_STREAM_ALIASES = {"disk": 0, "primary": 0, "memory": 1, "secondary": 1}
-_STREAM_LABEL = ("disk", "memory")
 
 
 def _page_size(page: Page) -> int:
@@ -55,8 +55,11 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
     """An opened .hxz file (use :func:`open_archive`)."""
 
     def __init__(self, path: str, parent_dirs: Sequence[str] = (), cache_size: int = 64 << 20,
-                 *, _shared: _Shared | None = None, _chain: tuple[str, ...] = ()) -> None:
+                 *, verify: str = "crc", _shared: _Shared | None = None,
+                 _chain: tuple[str, ...] = ()) -> None:
         self.path = str(path)
+        self.verify = check_verify_mode(verify)
+        self.verify_hash = verify == "hash"
         self._shared = _shared or _Shared(cache_size)
         self._token = next(_tokens)
         self._fd = -1
@@ -91,6 +94,7 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
         self.compression = h.compression
         prim, sec = parse_master_index(self._pread, self.path, h.index_offset, self.file_size)
         self._streams: tuple[StreamIndex, StreamIndex] = (prim, sec)
+        self._check_stream_sizes()
         dict_bytes = None
         if h.dictionary is not None:
             off, ln = h.dictionary
@@ -135,26 +139,36 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
                 raise FormatError(f"{self.path}: parent chain has a cycle through {found}")
             if len(chain) > MAX_DEPTH:
                 raise FormatError(f"{self.path}: parent chain deeper than {MAX_DEPTH}")
-            self.parents.append(Archive(found, parent_dirs, _shared=self._shared,
-                                        _chain=chain))
+            self.parents.append(Archive(found, parent_dirs, verify=self.verify,
+                                        _shared=self._shared, _chain=chain))
+
+    def _check_stream_sizes(self) -> None:
+        """Refuse at open a stream size the index cannot back: one NBD can address (below
+        2^63), and the one its last index page ends at.  Loading that page costs one read
+        per stream and keeps the rest of the index lazy."""
+        for sidx, st in enumerate(self._streams):
+            label = StreamId(sidx).label
+            if st.size >= 1 << 63:
+                raise FormatError(f"{self.path}: {label} stream size {st.size} is 2^63 or "
+                                  f"more (corrupt master index at offset "
+                                  f"{self.header.index_offset})")
+            if st.pages:
+                last = st.pages[-1]
+                check_stream_end(self._pread(last.offset, last.length), st, self.path)
 
     def _pread(self, offset: int, n: int) -> bytes:
         return os.pread(self._fd, n, offset)
 
     # ------------------------------------------------------------- public API
-    def stream(self, name: str = "disk") -> Stream:
-        try:
-            idx = _STREAM_ALIASES[name]
-        except KeyError:
-            raise ValueError(f"unknown stream {name!r} (use disk or memory)") from None
-        return Stream(self, idx)
+    def stream(self, name: str | StreamId = "disk") -> Stream:
+        return Stream(self, stream_id(name))
 
     def members(self) -> list[Member]:
         return list(self._members)
 
     def member(self, path: str) -> MemberView:
         m = self._member_map[path]
-        return MemberView(self, _STREAM_ALIASES[m.stream], m)
+        return MemberView(self, stream_id(m.stream), m)
 
     def info(self) -> dict:
         h = self.header
@@ -227,7 +241,7 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
 
 
 class Stream:
-    """One logical stream of an archive ("disk"/primary or "memory"/secondary)."""
+    """One logical stream of an archive (disk or memory)."""
 
     def __init__(self, archive: Archive, idx: int, base: int = 0, size: int | None = None,
                  ) -> None:
@@ -235,7 +249,7 @@ class Stream:
         self._idx = idx
         self._base = base
         self.size = archive._streams[idx].size if size is None else size
-        self.name = _STREAM_LABEL[idx]
+        self.name = StreamId(idx).label
         self._last_end = -1
 
     def _check(self, offset: int, length: int) -> None:
@@ -262,6 +276,13 @@ class Stream:
         buf = bytearray(length)
         self.readinto(buf, offset)
         return bytes(buf)
+
+    def prefetch(self, offset: int, length: int) -> None:
+        """Decode the blocks of [offset, offset+length) into the block cache (NBD_CMD_CACHE);
+        raises BlockError like a read would."""
+        self._check(offset, length)
+        if length:
+            self.archive._prefetch(self._idx, self._base + offset, length)
 
     def extents(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
         """(start, length, is_zero) runs from ``offset`` covering part or all of the range."""
@@ -296,10 +317,14 @@ class MemberView(Stream):
 
 
 def open_archive(path: str | os.PathLike, parent_dirs: Iterable[str] = (),
-                 cache_size: int = 64 << 20) -> Archive:
-    """Open and validate an archive and its parent chain (raises FormatError)."""
+                 cache_size: int = 64 << 20, *, verify: str = "crc") -> Archive:
+    """Open and validate an archive and its parent chain (raises FormatError).
+
+    ``verify="crc"`` checks the CRC-32 of every stored payload it reads; ``"hash"`` also
+    the BLAKE3 of every decoded block against its index record (needs ``blake3``).
+    """
     try:
-        return Archive(os.fspath(path), tuple(parent_dirs), cache_size)
+        return Archive(os.fspath(path), tuple(parent_dirs), cache_size, verify=verify)
     except HxzError:
         raise
     except OSError as e:

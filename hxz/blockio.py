@@ -22,6 +22,7 @@ from typing import Any
 
 from . import native
 from .codecs import _lz4_decompress, _prefix
+from .digest import block_hash
 from .errors import BlockError
 from .index import PARENT_REF, Page
 
@@ -33,7 +34,6 @@ MAX_COALESCE = 8 << 20
 # page shares are decoded without going through the cache: re-decoding one costs less
 # than the cache bookkeeping (per-block overhead is the budget for 1-8 KiB blocks).
 TRANSIENT_MAX = 64 << 10
-_STREAM_LABEL = ("disk", "memory")
 # Reads spanning less than this keep the python-lz4/zlib path: for a few KiB the fixed
 # cost of the ctypes calls outweighs the copy they save (measured with 4 KiB QD1 reads
 # of 1-8 KiB blocks).
@@ -74,7 +74,7 @@ class BlockReader:
     """Block production and the read path (a mixin of Archive)."""
 
     def _where(self, page: Page, k: int) -> str:
-        return (f"{self.path}: {_STREAM_LABEL[0 if page.stream == 'primary' else 1]} stream "
+        return (f"{self.path}: {page.stream} stream "
                 f"block at logical offset {page.starts[k]} (payload offset {page.offs[k]}, "
                 f"{page.lens[k]} bytes)")
 
@@ -88,15 +88,30 @@ class BlockReader:
             raise BlockError(f"{self._where(page, k)}: CRC mismatch (stored "
                              f"{page.crcs[k]:#010x}, computed {crc:#010x})")
         try:
-            return self._decode(payload, page.llens[k])
+            data = self._decode(payload, page.llens[k])
         except ValueError as e:
             raise BlockError(f"{self._where(page, k)}: {e}") from None
+        if self.verify_hash:
+            self._check_hash(data, page, k)
+        return data
+
+    def _check_hash(self, data: Any, page: Page, k: int) -> None:
+        """verify="hash": the decoded block must have the BLAKE3 its record names."""
+        if block_hash(data) != page.hash(k):
+            raise BlockError(f"{self._where(page, k)}: BLAKE3 of the decoded block does not "
+                             f"match its index record (record points at the wrong payload?)")
+
+    def _key(self, page: Page, k: int) -> tuple:
+        """Block cache key of stored record k: the payload plus the record's own check
+        value, so a damaged record naming another record's payload never gets that
+        record's cached block without its own check (CRC, or BLAKE3 with verify="hash")."""
+        return (self._token, page.offs[k], page.hash(k) if self.verify_hash else page.crcs[k])
 
     def _contents(self, page: Page, i: int, j: int) -> list[Any]:
         """Contents (bytes-like, exactly logical_len long) of records i..j-1 of a page."""
         offs, lens, llens = page.offs, page.lens, page.llens
         cget = self._shared.blocks.get
-        tok = self._token
+        key = self._key
         res: list[Any] = [None] * (j - i)
         missing: list[int] = []
         for k in range(i, j):
@@ -109,7 +124,7 @@ class BlockReader:
             elif lens[k] == 0:
                 res[k - i] = _zeros(n)
             else:
-                v = cget((tok, off))
+                v = cget(key(page, k))
                 if v is None:
                     missing.append(k)
                 else:
@@ -125,9 +140,9 @@ class BlockReader:
         waits for this thread instead of decompressing the same block again; payloads
         adjacent in the file are read with one pread.
         """
-        offs, lens, llens, crcs = page.offs, page.lens, page.llens, page.crcs
+        offs, lens = page.offs, page.lens
         cache = self._shared.blocks
-        tok = self._token
+        key = self._key
         first_of: dict[int, int] = {}
         uniq: list[int] = []
         dups: list[int] = []
@@ -138,7 +153,7 @@ class BlockReader:
             else:
                 first_of[off] = k
                 uniq.append(k)
-        states, batch_ev = cache.claim_many([(tok, offs[k]) for k in uniq])
+        states, batch_ev = cache.claim_many([key(page, k) for k in uniq])
         owned: list[int] = []
         waits: list[tuple[int, threading.Event]] = []
         for k, st in zip(uniq, states, strict=True):
@@ -148,9 +163,7 @@ class BlockReader:
                 waits.append((k, st))
             else:
                 res[k - base] = st
-        filled: list[tuple[tuple[int, int], bytes]] = []
-        crc32 = zlib.crc32
-        decode = self._decode
+        filled: list[tuple[tuple, bytes]] = []
         native_lz4 = native.AVAILABLE and self.compression == "lz4"
         try:
             g = 0
@@ -172,39 +185,27 @@ class BlockReader:
                 buf = memoryview(os.pread(self._fd, stop - start, start))
                 for kk in owned[g:h]:
                     rel = offs[kk] - start
-                    ln = lens[kk]
-                    payload = buf[rel:rel + ln]
-                    if len(payload) != ln:
-                        raise BlockError(f"{self._where(page, kk)}: payload truncated "
-                                         f"({len(payload)} bytes readable)")
-                    if crc32(payload) != crcs[kk]:
-                        raise BlockError(f"{self._where(page, kk)}: CRC mismatch (stored "
-                                         f"{crcs[kk]:#010x}, computed {crc32(payload):#010x})")
-                    try:
-                        data = decode(payload, llens[kk])
-                    except ValueError as e:
-                        raise BlockError(f"{self._where(page, kk)}: {e}") from None
-                    filled.append(((tok, offs[kk]), data))
+                    data = self._decode_checked(buf[rel:rel + lens[kk]], page, kk)
+                    filled.append((key(page, kk), data))
                     res[kk - base] = data
                 g = h
         finally:
             abandoned = []
             if len(filled) != len(owned):
-                done = {key for key, _ in filled}
-                abandoned = [(tok, offs[k]) for k in owned if (tok, offs[k]) not in done]
+                done = {kv for kv, _ in filled}
+                abandoned = [kv for kv in (key(page, k) for k in owned) if kv not in done]
             cache.settle_many(filled, abandoned, batch_ev)
         for k, ev in waits:
             ev.wait()
-            off = offs[k]
 
             def load(k: int = k) -> bytes:
                 return self._decode_checked(self._pread(offs[k], lens[k]), page, k)
-            res[k - base] = cache.get_or_load((tok, off), load)
+            res[k - base] = cache.get_or_load(key(page, k), load)
         for k in dups:
             res[k - base] = res[first_of[offs[k]] - base]
 
     def _load_native(self, page: Page, ks: list[int], start: int, stop: int, res: list[Any],
-                     base: int, filled: list[tuple[tuple[int, int], Any]]) -> None:
+                     base: int, filled: list[tuple[tuple, Any]]) -> None:
         """LZ4 records ``ks``, whose payloads are adjacent in [start, stop), decoded with
         the native helpers: one pread into a pooled read buffer, CRC-32 and LZ4
         straight from it into a new block buffer (no intermediate bytes objects).
@@ -221,7 +222,7 @@ class BlockReader:
 
     def _decode_native(self, page: Page, ks: list[int], start: int, span: int,
                        scratch: tuple[bytearray, memoryview, int], res: list[Any], base: int,
-                       filled: list[tuple[tuple[int, int], Any]]) -> None:
+                       filled: list[tuple[tuple, Any]]) -> None:
         offs, lens, llens, crcs = page.offs, page.lens, page.llens, page.crcs
         sbuf, smv, saddr = scratch
         got = os.preadv(self._fd, [smv[:span]], start)
@@ -229,7 +230,7 @@ class BlockReader:
         decompress = native.lz4_decompress
         address = native.address
         uninitialized = native.uninitialized
-        tok = self._token
+        verify_hash = self.verify_hash
         for k in ks:
             rel = offs[k] - start
             ln = lens[k]
@@ -241,11 +242,13 @@ class BlockReader:
                 data = uninitialized(n)
                 if decompress(saddr + rel + 4, address(data), ln - 4, n) != n:
                     data = None
+                elif verify_hash:
+                    self._check_hash(data, page, k)
             if data is None:
                 # Raises for every defect the fast path rejects; a clean fallback (n == 0
                 # cannot reach here, ln <= 4 payloads are malformed) still yields bytes.
                 data = self._decode_checked(bytes(smv[rel:min(rel + ln, got)]), page, k)
-            filled.append(((tok, offs[k]), data))
+            filled.append((self._key(page, k), data))
             res[k - base] = data
 
     def _read(self, sidx: int, mv: memoryview, offset: int) -> None:
@@ -298,7 +301,7 @@ class BlockReader:
         offs, lens, llens = page.offs, page.lens, page.llens
         reused = page.reused
         cget = self._shared.blocks.get
-        tok = self._token
+        key = self._key
         run: list[int] = []
         run_stop = -1
         k = i
@@ -306,7 +309,7 @@ class BlockReader:
             off = offs[k]
             n = llens[k]
             if (0 < n < TRANSIENT_MAX and lens[k] and off != PARENT_REF
-                    and off not in reused and cget((tok, off)) is None):
+                    and off not in reused and cget(key(page, k)) is None):
                 if run and (off != run_stop or run_stop - offs[run[0]] > MAX_COALESCE):
                     self._flush_run(page, run, mv, base)
                     run = []
@@ -329,7 +332,6 @@ class BlockReader:
         last = run[-1]
         buf = memoryview(os.pread(self._fd, offs[last] + lens[last] - start, start))
         crc32 = zlib.crc32
-        decode = self._decode
         lz4 = self.compression == "lz4"
         rel = 0
         for k in run:
@@ -348,10 +350,9 @@ class BlockReader:
                 if data is not None and len(data) != n:
                     data = None
             if data is None:
-                try:
-                    data = decode(payload, n)
-                except ValueError as e:
-                    raise BlockError(f"{self._where(page, k)}: {e}") from None
+                data = self._decode_checked(payload, page, k)
+            elif self.verify_hash:
+                self._check_hash(data, page, k)
             rel += ln
             o = starts[k] - base
             mv[o:o + n] = data

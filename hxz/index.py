@@ -15,6 +15,7 @@ from itertools import accumulate, compress
 from operator import add
 
 from .bincode import Cursor, DecodeError
+from .digest import zero_hash
 from .errors import BlockError, FormatError, UnsupportedError
 from .header import HEADER_SIZE
 
@@ -24,7 +25,6 @@ PARENT_REF = 0xFFFFFFFFFFFFFFFF
 # Sanity bound on one page: 0.8.2 writes at most 4096 records; anything vastly larger is
 # corruption, and refusing it keeps one page load from allocating gigabytes.
 MAX_PAGE_RECORDS = 1 << 20
-STREAM_NAMES = ("primary", "secondary")
 
 _RECORD = struct.Struct("<QIII32s")
 _PAGE_ENTRY = struct.Struct("<QIQQ")
@@ -44,7 +44,7 @@ class PageEntry:
 
 @dataclass(frozen=True)
 class StreamIndex:
-    name: str                     # "primary" | "secondary"
+    name: str                     # "disk" | "memory" (the format's primary, secondary)
     size: int
     pages: tuple[PageEntry, ...]
     page_starts: array            # start_logical of every page, for bisect
@@ -131,11 +131,28 @@ def parse_master_index(read_at, path: str, index_offset: int, file_size: int
     except DecodeError as e:
         raise FormatError(f"{path}: bad master index: {e}") from None
     out = []
-    for name, entries, size in (("primary", prim, psize), ("secondary", sec, ssize)):
+    for name, entries, size in (("disk", prim, psize), ("memory", sec, ssize)):
         _check_entries(entries, size, name, path, index_offset)
         out.append(StreamIndex(name, size, tuple(entries),
                                array("Q", (e.start_logical for e in entries))))
     return out[0], out[1]
+
+
+def check_stream_end(raw: bytes, stream: StreamIndex, path: str) -> None:
+    """Check, from the raw bytes of a stream's last index page, that its records end
+    exactly at the stream size (spec §4).  Cheap enough for open: no page object is built
+    and nothing is cached."""
+    number = len(stream.pages) - 1
+    entry = stream.pages[number]
+    where = f"{path}: {stream.name} page {number} at offset {entry.offset}"
+    if len(raw) != entry.length:
+        raise FormatError(f"{where}: short read ({len(raw)} of {entry.length} bytes; truncated "
+                          f"file?)")
+    # A record is 13 little-endian u32 words; logical_len is word 3 of each.
+    end = entry.start_logical + sum(memoryview(raw)[8:].cast("I")[3::13])
+    if end != stream.size:
+        raise FormatError(f"{where}: records end at logical {end} but the stream size is "
+                          f"{stream.size}")
 
 
 class Page:
@@ -209,6 +226,11 @@ def decode_page(raw: bytes, stream: StreamIndex, number: int, path: str,
         raise BlockError(f"{where}: records cover logical [{entry.start_logical}, {page.end}) "
                          f"but {what} is {nxt}")
     offs, lens = page.offs, page.lens
+    if page.has_parent_refs and any(ln for off, ln in zip(offs, lens, strict=True)
+                                    if off == PARENT_REF):
+        i = next(i for i in range(page.n) if offs[i] == PARENT_REF and lens[i])
+        raise BlockError(f"{where}: record {i} is a parent reference with length {lens[i]} "
+                         f"(must be 0): damaged index record")
     # Vectorised bounds check over stored payloads; the slow loop only runs to name the
     # culprit (it also skips parent references, which the fast check may include).
     stored = list(compress(offs, lens))
@@ -220,4 +242,31 @@ def decode_page(raw: bytes, stream: StreamIndex, number: int, path: str,
             if off < HEADER_SIZE or off + lens[i] > index_offset:
                 raise BlockError(f"{where}: record {i} payload [{off}, {off + lens[i]}) lies "
                                  f"outside the data region [{HEADER_SIZE}, {index_offset})")
+    if 0 in lens:
+        _check_payloadless(page, where)
     return page
+
+
+def _check_payloadless(page: Page, where: str) -> None:
+    """Records without a payload (zero records and parent references) must carry none
+    of a payload's traces (spec §7): a zero record has offset 0, checksum 0 and the hash
+    of its zeros; a parent reference has checksum 0.  A stored record whose length was
+    damaged to 0 keeps its offset, CRC and hash, so it is refused here instead of being
+    served (and reported to block status) as zeros."""
+    offs, lens, llens, crcs = page.offs, page.lens, page.llens, page.crcs
+    for i in range(page.n):
+        if lens[i]:
+            continue
+        off = offs[i]
+        if off == PARENT_REF:
+            if crcs[i]:
+                raise BlockError(f"{where}: record {i} is a parent reference with checksum "
+                                 f"{crcs[i]:#010x} (must be 0): damaged index record")
+            continue
+        if off or crcs[i]:
+            raise BlockError(f"{where}: record {i} has length 0 but offset {off} and checksum "
+                             f"{crcs[i]:#010x} (a zero record has both 0): damaged index "
+                             f"record")
+        if page.hash(i) != zero_hash(llens[i]):
+            raise BlockError(f"{where}: record {i} is a zero record of {llens[i]} bytes whose "
+                             f"hash is not the BLAKE3 of zeros: damaged index record")

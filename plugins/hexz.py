@@ -2,6 +2,7 @@
 
   nbdkit python plugins/hexz.py file=SNAPSHOT.hxz [stream=disk|memory] [cache=SIZE]
          [parent-dir=DIR]... [readahead=on|off|SIZE] [threads=serialize|parallel]
+         [verify=crc|hash]
 
 The default export is the chosen stream; each member of a directory archive is also an
 export named by its manifest path.  All format work lives in the ``hxz`` package.
@@ -22,7 +23,11 @@ from nbdsuite.sizes import parse_size  # noqa: E402
 API_VERSION = 2
 
 _cfg = {"file": None, "stream": "disk", "cache": 64 << 20, "parent-dir": [],
-        "readahead": 8 << 20, "threads": "serialize"}
+        "readahead": 8 << 20, "threads": "serialize", "verify": "crc"}
+# Keys that may be given more than once; any other key given twice is refused, since
+# silently keeping one of two different files or streams serves the wrong disk.
+_REPEATABLE = {"parent-dir"}
+_given = set()
 _archive = None
 
 
@@ -32,11 +37,13 @@ def _fatal(msg):
 
 def config(key, value):
     try:
+        if key in _given and key not in _REPEATABLE:
+            raise ValueError(f"{key}= given twice ({key}={value} is the second)")
+        _given.add(key)
         if key == "file":
             _cfg["file"] = value
         elif key == "stream":
-            if value not in ("disk", "memory", "primary", "secondary"):
-                raise ValueError(f"stream={value}: expected disk or memory")
+            hxz.stream_id(value)   # raises naming the accepted names
             _cfg["stream"] = value
         elif key == "cache":
             _cfg["cache"] = parse_size(value, "cache")
@@ -54,6 +61,8 @@ def config(key, value):
             if value not in ("serialize", "parallel"):
                 raise ValueError(f"threads={value}: expected serialize or parallel")
             _cfg["threads"] = value
+        elif key == "verify":
+            _cfg["verify"] = hxz.check_verify_mode(value)
         else:
             raise ValueError(f"unknown parameter {key}= (see plugins/hexz.py)")
     except ValueError as e:
@@ -66,8 +75,11 @@ def config_complete():
         _fatal("file=SNAPSHOT.hxz is required")
     try:
         _archive = hxz.open_archive(_cfg["file"], parent_dirs=_cfg["parent-dir"],
-                                    cache_size=_cfg["cache"])
-    except hxz.HxzError as e:
+                                    cache_size=_cfg["cache"], verify=_cfg["verify"])
+        if _archive.stream(_cfg["stream"]).size == 0 and hxz.stream_id(_cfg["stream"]):
+            _fatal(f"{_cfg['file']}: stream={_cfg['stream']}: the archive has no memory "
+                   f"stream")
+    except (hxz.HxzError, RuntimeError) as e:
         _fatal(str(e))
 
 
@@ -135,7 +147,8 @@ def can_extents(h):
 
 
 def can_cache(h):
-    return nbdkit.CACHE_NONE
+    # NBD_CMD_CACHE warms the block cache (readahead filter, qemu prefetch, h.cache()).
+    return nbdkit.CACHE_NATIVE
 
 
 def block_size(h):
@@ -145,6 +158,14 @@ def block_size(h):
 def pread(h, buf, offset, flags):
     try:
         h.readinto(buf, offset)
+    except hxz.HxzError as e:
+        nbdkit.set_error(errno.EIO)
+        raise RuntimeError(str(e)) from None
+
+
+def cache(h, count, offset, flags):
+    try:
+        h.prefetch(offset, count)
     except hxz.HxzError as e:
         nbdkit.set_error(errno.EIO)
         raise RuntimeError(str(e)) from None

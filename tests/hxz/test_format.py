@@ -164,13 +164,25 @@ def test_stream_size_without_pages_is_refused(tmp_path):
         hxz.open_archive(_write(tmp_path, bytes(built.raw)))
 
 
-def test_page_contiguity_and_total_size_checked_when_page_loads(tmp_path):
+@pytest.mark.parametrize("claimed", [300, 200 + 4096, 199, 1 << 63, (1 << 64) - 1])
+def test_stream_size_the_index_does_not_cover_is_refused_at_open(tmp_path, claimed):
+    """The last index page is checked at open: a size that disagrees with what the records
+    cover (or one NBD cannot address) never starts a server that then fails every read."""
     built = B.build([B.data(b"a" * 100), B.data(b"b" * 100)])
-    # Claim a larger stream than the records cover: detected lazily, as a read error.
-    struct.pack_into("<Q", built.raw, built.index_offset + 8 + 28 + 8, 300)
+    struct.pack_into("<Q", built.raw, built.index_offset + 8 + 28 + 8, claimed)
+    with pytest.raises(hxz.FormatError, match=f"size.* {claimed}") as e:
+        hxz.open_archive(_write(tmp_path, bytes(built.raw)))
+    assert "\n" not in str(e.value)
+
+
+def test_middle_page_contiguity_checked_when_page_loads(tmp_path):
+    """Pages other than the last stay lazy: a gap between two pages is found on read."""
+    built = B.build([B.data(b"a" * 100), B.data(b"b" * 100), B.data(b"c" * 100)],
+                    page_records=1)
+    second = built.index_offset + 8 + 28     # page entry 1: offset, length, start_block, start
+    struct.pack_into("<Q", built.raw, second + 20, 150)
     with hxz.open_archive(_write(tmp_path, bytes(built.raw))) as a:
-        assert a.stream().size == 300
-        with pytest.raises(hxz.BlockError, match="stream size is 300"):
+        with pytest.raises(hxz.BlockError, match="next page's start is 150"):
             a.stream().read(0, 10)
 
 

@@ -10,11 +10,13 @@ Seeds are fixed, so a failure names a reproducible case.
 from __future__ import annotations
 
 import random
+import struct
 
 import hexz
 import pytest
 
 import hxz
+from tests.support.archives import spec as layout
 
 CASES = 300
 
@@ -58,9 +60,9 @@ def _flip(rng: random.Random, good: bytes) -> bytes:
     return bytes(bad)
 
 
-def _outcome(path, exports: dict[str, bytes]) -> list[str]:
+def _outcome(path, exports: dict[str, bytes], verify: str = "crc") -> list[str]:
     try:
-        archive = hxz.open_archive(path, cache_size=1 << 20)
+        archive = hxz.open_archive(path, cache_size=1 << 20, verify=verify)
     except hxz.FormatError as e:
         assert "\n" not in str(e)
         return ["refused"]
@@ -102,3 +104,41 @@ def test_bit_flips_never_yield_wrong_bytes(packed, tmp_path):
             raise AssertionError(f"case {case} ({name}): {e}") from None
     # The mix shows the corruption really reached every kind of outcome.
     assert seen.get("refused", 0) and seen.get("eio", 0) and seen.get("ok", 0), seen
+
+
+ZERO_RECORD_CASES = 60
+
+
+def _zero_records(rng: random.Random, good: bytes, path) -> bytes:
+    """Damage 1-3 stored records into zero records: length 0, and any of offset, checksum
+    and hash zeroed with it (what a torn or zero-filled index write leaves)."""
+    records = [r for r in layout.parse(path).records(0) if r.is_stored]
+    bad = bytearray(good)
+    for r in rng.sample(records, rng.choice((1, 1, 3))):
+        struct.pack_into("<I", bad, r.pos + 8, 0)
+        if rng.random() < 0.5:
+            struct.pack_into("<Q", bad, r.pos, 0)
+        if rng.random() < 0.5:
+            struct.pack_into("<I", bad, r.pos + 16, 0)
+        if rng.random() < 0.3:
+            bad[r.pos + 20:r.pos + 52] = bytes(32)
+    return bytes(bad)
+
+
+@pytest.mark.parametrize("verify", ["crc", "hash"])
+def test_records_turned_into_zero_records_never_yield_wrong_bytes(packed, tmp_path, verify):
+    root, archives = packed
+    rng = random.Random(11)
+    seen: dict[str, int] = {}
+    for case in range(ZERO_RECORD_CASES):
+        name = rng.choice(sorted(archives))
+        good, exports = archives[name]
+        bad = tmp_path / "bad.hxz"
+        bad.write_bytes(_zero_records(rng, good, root / name))
+        try:
+            for outcome in _outcome(bad, exports, verify):
+                seen[outcome] = seen.get(outcome, 0) + 1
+        except AssertionError as e:
+            raise AssertionError(f"case {case} ({name}, verify={verify}): {e}") from None
+    # Every case damages a record that an export reads, so some read must fail.
+    assert seen.get("eio", 0) and seen.get("wrong", 0) == 0, seen

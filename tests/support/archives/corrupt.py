@@ -45,15 +45,27 @@ def flip_payload(src: Path, dst: Path, record_index: int) -> tuple[int, int, lis
     return rec.offset, rec.length, hit
 
 
+_RECORD_FIELDS = {"offset": (0, "<Q"), "length": (8, "<I"), "logical_len": (12, "<I"),
+                  "checksum": (16, "<I"), "hash": (20, "32s")}
+
+
 def set_record_field(src: Path, dst: Path, record_index: int, field: str, value: int) -> \
         tuple[int, int]:
     """Change one field (offset|length|logical_len|checksum) of a primary record in its page.
     Returns the record's logical (start, length) as originally written."""
+    return set_record(src, dst, record_index, **{field: value})
+
+
+def set_record(src: Path, dst: Path, record_index: int, **fields: int | bytes) -> \
+        tuple[int, int]:
+    """Change several fields of a primary record at once (offset, length, logical_len,
+    checksum, hash), as a damaged or forged index page would carry them.
+    Returns the record's logical (start, length) as originally written."""
     copy(src, dst)
     rec = spec.parse(dst).records(0)[record_index]
-    rel, fmt = {"offset": (0, "<Q"), "length": (8, "<I"), "logical_len": (12, "<I"),
-                "checksum": (16, "<I")}[field]
-    _patch(dst, rec.pos + rel, struct.pack(fmt, value))
+    for field, value in fields.items():
+        rel, fmt = _RECORD_FIELDS[field]
+        _patch(dst, rec.pos + rel, struct.pack(fmt, value))
     return rec.start, rec.logical_len
 
 
@@ -82,6 +94,14 @@ def set_page_entry(src: Path, dst: Path, page: int, field: str, value: int,
                 "start_logical": (20, "<Q")}[field]
     _patch(dst, pe.entry_pos + rel, struct.pack(fmt, value))
     return pe
+
+
+def set_stream_size(src: Path, dst: Path, stream: int, value: int) -> None:
+    """Change a stream's size (0 = primary, 1 = secondary) in the master index."""
+    copy(src, dst)
+    layout = spec.parse(dst)
+    at = layout.header.index_offset + layout.master_len - 16 + 8 * stream
+    _patch(dst, at, struct.pack("<Q", value))
 
 
 def alter_hashes(path: Path, digest: bytes) -> int:
