@@ -124,8 +124,22 @@ class Client:
                 return
             except BaseException:
                 s.pool.discard(conn)
+                self._outwait(conn, s)
                 raise
             s.pool.put(conn)
+
+    def _outwait(self, conn: Connection, s: Server) -> None:
+        """After a write that got no answer, wait until its Write-Deadline plus the
+        allowed clock skew has passed: from then on no replica that honours the
+        header can still apply it, so sending it elsewhere cannot be overtaken."""
+        deadline = conn.write_deadline
+        if deadline is None:
+            return
+        wait = deadline + self.p.clock_skew - time.time()
+        if wait > 0:
+            self.log(f"{s.label}: write got no answer; waiting {wait:.1f} s for its "
+                     f"deadline to pass before resending")
+            time.sleep(wait)
 
     def _on_server(self, s: Server, what, fn) -> Exception | None:
         """Try ``fn`` on one server with its retry budget. None on success."""

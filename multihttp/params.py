@@ -47,6 +47,7 @@ class Params:
     cafile: str | None = None
     insecure: bool = False
     connections: int = 4
+    clock_skew: float = 1.0
 
     def __repr__(self) -> str:  # never show the password, even by accident
         hidden = "<set>" if self.password is not None else None
@@ -54,13 +55,14 @@ class Params:
                 f"password={hidden}, device_size={self.device_size}, timeout={self.timeout}, "
                 f"connect_timeout={self.connect_timeout}, retries={self.retries}, "
                 f"retry_delay={self.retry_delay}, cafile={self.cafile!r}, "
-                f"insecure={self.insecure}, connections={self.connections})")
+                f"insecure={self.insecure}, connections={self.connections}, "
+                f"clock_skew={self.clock_skew})")
 
     __str__ = __repr__
 
 
 KNOWN_KEYS = ("urls", "user", "password", "device-size", "timeout", "connect-timeout",
-              "retries", "retry-delay", "cafile", "insecure", "connections")
+              "retries", "retry-delay", "cafile", "insecure", "connections", "clock-skew")
 
 # HTTP connections per server per nbdkit process stay well below
 # http-disk-server's default limit (64), so several nbdkit instances on one
@@ -194,6 +196,8 @@ def apply(p: Params, key: str, value: str) -> None:
             raise ParamError(f"retries: {value!r} is out of range 0..100")
     elif key == "retry-delay":
         p.retry_delay = _float(key, value, 0.0, allow_zero=True)
+    elif key == "clock-skew":
+        p.clock_skew = _float(key, value, 0.0, allow_zero=True)
     elif key == "cafile":
         if not os.path.isfile(value):
             raise ParamError(f"cafile: {value!r} is not a readable file")
@@ -246,5 +250,7 @@ def worst_case_seconds(p: Params, servers: int | None = None) -> float:
     backoff sleeps add up in between.
     """
     n = len(p.urls) if servers is None else servers
-    per_attempt = 4 * p.connect_timeout + p.timeout
+    # A write that got no answer waits out its deadline plus the clock skew before the
+    # next attempt (failover.py): at most timeout + clock-skew more per attempt.
+    per_attempt = 4 * p.connect_timeout + 2 * p.timeout + p.clock_skew
     return n * ((p.retries + 1) * per_attempt + p.timeout + sum(backoff_delays(p)))

@@ -9,6 +9,7 @@ body is read straight into the caller's buffer.  Everything else raises
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from multihttp.errors import ServerFault, status_error
@@ -29,6 +30,25 @@ class HeadInfo:
 
 def _headers(auth: str | None) -> dict[str, str]:
     return {"Authorization": auth} if auth else {}
+
+
+def _with_write_deadline(conn: Connection, hdrs: dict[str, str]) -> dict[str, str]:
+    """Stamp a write with the end of this attempt's budget (wall clock).
+
+    A server that honours ``Write-Deadline`` refuses the write (412, nothing written)
+    once that time has passed, so a write this client gave up on cannot land later,
+    after a newer write went to another replica.  ``conn.write_deadline`` stays set
+    until the reply arrives; failover.py waits it out (plus the clock skew) before
+    sending the write anywhere else.
+    """
+    conn.write_deadline = time.time() + conn.budget
+    hdrs["Write-Deadline"] = f"{conn.write_deadline:.3f}"
+    return hdrs
+
+
+def _answered(conn: Connection) -> None:
+    """The server replied: it will not apply the write later."""
+    conn.write_deadline = None
 
 
 def head(conn: Connection, target: str, auth: str | None, label: str) -> HeadInfo:
@@ -105,8 +125,9 @@ def put_range(conn: Connection, target: str, auth: str | None, label: str,
     hdrs = _headers(auth)
     hdrs["Content-Range"] = format_content_range(offset, offset + n - 1, None)
     hdrs["Content-Length"] = str(n)
-    conn.send("PUT", target + query, hdrs, data)
+    conn.send("PUT", target + query, _with_write_deadline(conn, hdrs), data)
     resp = conn.response("PUT")
+    _answered(conn)
     conn.read_small(resp)
     if not 200 <= resp.status < 300:
         raise status_error(resp.status, resp.reason, write=True, server=label)
@@ -119,8 +140,11 @@ def patch(conn: Connection, target: str, auth: str | None, label: str, doc: dict
     hdrs = _headers(auth)
     hdrs["Content-Type"] = "application/json"
     hdrs["Content-Length"] = str(len(body))
+    if doc.get("op") != "flush":        # a late flush harms nothing; a late zero does
+        _with_write_deadline(conn, hdrs)
     conn.send("PATCH", target, hdrs, body)
     resp = conn.response("PATCH")
+    _answered(conn)
     conn.read_small(resp)
     if not 200 <= resp.status < 300:
         raise status_error(resp.status, resp.reason, write=doc.get("op") != "flush",

@@ -49,6 +49,9 @@ class Connection:
         self.host = host
         self.budget = budget                 # seconds per request
         self._deadline = time.monotonic() + budget
+        # Wall-clock Write-Deadline of a write sent and not yet answered (request.py):
+        # until the reply comes, the server may still apply it up to that time.
+        self.write_deadline: float | None = None
         self.rfile = sock.makefile("rb", buffering=65536)
 
     @classmethod

@@ -2,7 +2,7 @@
 
 nbdkit python plugins/multihttp.py urls=URL[,URL...] [user=U] [password=P|-|+FILE|-FD]
     [device-size=SIZE] [timeout=SECS] [connect-timeout=SECS] [retries=N]
-    [retry-delay=SECS] [cafile=F] [insecure=true] [connections=N]
+    [retry-delay=SECS] [cafile=F] [insecure=true] [connections=N] [clock-skew=SECS]
 
 The logic lives in the multihttp package; this file only adapts it to nbdkit.
 """

@@ -17,7 +17,8 @@
 (501), and every reply closes the connection.
 
 ``features`` controls the OPTIONS reply (empty = a server without the
-extensions, answering 405).  ``requests`` records (method, path, headers).
+extensions, answering 405).  ``requests`` records (method, path, headers), and
+``arrived`` the wall-clock time each of them arrived.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self):
         with self.server.lock:
             self.server.log.append((self.command, self.path, dict(self.headers.items())))
+            self.server.arrived.append(time.time())
 
     def _auth_ok(self) -> bool:
         want = self.server.owner.auth
@@ -218,6 +220,7 @@ class FakeServer:
         self.httpd.owner = self
         self.httpd.lock = threading.Lock()
         self.httpd.log = []
+        self.httpd.arrived = []         # wall-clock arrival time of each logged request
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -228,6 +231,10 @@ class FakeServer:
     @property
     def requests(self) -> list:
         return self.httpd.log
+
+    @property
+    def arrived(self) -> list[float]:
+        return self.httpd.arrived
 
     def start(self) -> FakeServer:
         self._thread.start()
