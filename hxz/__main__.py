@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 
+from nbdsuite.cli import entry_point
+
 from . import HxzError, open_archive
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="hxz-info", description="Describe a Hexz .hxz archive.")
     ap.add_argument("file")

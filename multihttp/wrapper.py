@@ -32,6 +32,7 @@ from typing import TextIO
 from urllib.parse import quote
 
 from multihttp import params as mparams
+from nbdsuite.cli import entry_point
 from nbdsuite.sizes import parse_size
 
 DEFAULT_PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "multihttp.py"
@@ -369,6 +370,7 @@ class Wrapper:
             self.cleanup()
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     o = parse_args(argv)
     stop = threading.Event()
