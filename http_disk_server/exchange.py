@@ -38,6 +38,11 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """A query parameter's value (the last one wins), or ``default``."""
+        values = self._query.get(name)
+        return values[-1] if values else default
+
     def flag(self, name: str, default: bool) -> bool:
         """A ``?name=y|n`` query parameter (the last one wins); 400 when it is neither."""
         values = self._query.get(name)

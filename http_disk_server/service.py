@@ -17,6 +17,7 @@ from .backend import Backend
 from .config import Config
 from .drbd import LOCAL, DeviceWaiter, System
 from .handler import DiskRequestHandler
+from .resources.checksum import AlgorithmsResource, ChecksumResource
 from .resources.extents import ExtentsResource
 from .resources.images import ImageResource
 from .resources.info import InfoResource, ServerOptions
@@ -39,12 +40,15 @@ SNAPSHOT_PATHS = {"/": "disk", "/disk": "disk", "/memory": "memory"}
 
 def disk_api(storage: Storage, paths: dict[str, str], config: Config, gate: WriteGate,
              metadata: dict | None = None) -> Router:
-    """The disk API: each image path, its ``/extents``, ``/info`` and ``OPTIONS *``."""
+    """The disk API: each image path, its ``/extents`` and ``/checksum``,
+    ``/checksum/algorithms``, ``/info`` and ``OPTIONS *``."""
     routes: list[tuple[str, Any]] = []
     for path, name in paths.items():
         routes.append((re.escape(path), ImageResource(storage, name, config, gate)))
-        extents = "/extents" if path == "/" else f"{path}/extents"
-        routes.append((re.escape(extents), ExtentsResource(storage, name, config)))
+        base = "" if path == "/" else path
+        routes.append((re.escape(f"{base}/extents"), ExtentsResource(storage, name, config)))
+        routes.append((re.escape(f"{base}/checksum"), ChecksumResource(storage, name, config)))
+    routes.append(("/checksum/algorithms", AlgorithmsResource(config)))
     routes.append(("/info", InfoResource(storage, paths, config, metadata)))
     routes.append((r"\*", ServerOptions(config)))
     return Router(routes, auth=config.auth, verbose=config.verbose)
