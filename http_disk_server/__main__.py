@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent connections; more get 503 (default 64)")
     p.add_argument("--max-writers", type=positive_int, default=8, metavar="N",
                    help="large PUT bodies buffered at once (default 8)")
+    p.add_argument("--no-metrics", action="store_true",
+                   help="do not serve GET /metrics (Prometheus text format)")
     return p
 
 
@@ -97,7 +99,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(read_only=args.read_only or args.snapshot is not None, max_put_size=max_put,
                   timeout=args.timeout, shutdown_timeout=args.shutdown_timeout,
                   max_connections=args.max_connections, max_writers=args.max_writers,
-                  verbose=args.verbose, auth=auth, ssl_context=ctx)
+                  verbose=args.verbose, auth=auth, ssl_context=ctx,
+                  metrics=not args.no_metrics)
 
 
 def _die(msg: str) -> int:

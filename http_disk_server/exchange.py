@@ -145,4 +145,5 @@ class Response:
         h = self._handler
         closing, h.close_connection = h.close_connection, True
         sender.send(backend, offset, length, first)
+        h.server.metrics.read_bytes.inc(length)
         h.close_connection = closing or h.server.stopping
