@@ -17,6 +17,7 @@ import threading
 
 from nbdsuite.cli import entry_point, port, positive_float, positive_int
 from nbdsuite.sizes import parse_size
+from nbdsuite.version import VERSION
 
 from .auth import BasicAuth
 from .config import Config
@@ -36,6 +37,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Serve a block device, a file or a Hexz snapshot over "
                 "HTTP/1.1 with ranged reads and durable writes.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--disk", metavar="PATH", help="block device or regular file to serve")
     src.add_argument("--snapshot", metavar="FILE.hxz",

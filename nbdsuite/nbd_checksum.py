@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from . import blkhash
 from .cli import entry_point
+from .version import VERSION
 
 # Block status is asked for in pieces of this size, so one reply stays small.
 STATUS_SPAN = 1 << 30
@@ -69,6 +70,7 @@ def checksum_uri(uri: str, algorithm: str = blkhash.DEFAULT_ALGORITHM,
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="nbd-checksum", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     ap.add_argument("uri", help="an NBD URI, e.g. nbd+unix:///?socket=/run/disk.sock")
     ap.add_argument("--algorithm", default=blkhash.DEFAULT_ALGORITHM)
     ap.add_argument("--block-size", type=int, default=blkhash.DEFAULT_BLOCK_SIZE)
