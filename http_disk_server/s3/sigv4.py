@@ -150,6 +150,10 @@ class Verifier:
             raise S3Error(HTTPStatus.BAD_REQUEST, "InvalidArgument",
                           "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
                           "parameter or the Authorization header should be specified")
+        if "AWSAccessKeyId" in names or "Signature" in names:
+            raise S3Error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "Signature Version 2 "
+                          "presigned URLs are not supported; presign with AWS Signature "
+                          "Version 4 (s3v4)")
         if auth is not None:
             claim = self._from_header(auth, req)
         elif "X-Amz-Algorithm" in names or "X-Amz-Signature" in names:
