@@ -119,6 +119,7 @@ class Gateway:
     bucket: BucketDir
     keys: Keys
     other: Keys
+    credentials: Path
 
 
 def client(url: str, keys: Keys, **config: object):
@@ -139,7 +140,7 @@ def gateway(tmp_path_factory):
     creds = write_credentials(base / "credentials", keys, other)
     s = start_server(["--s3", str(bucket.root), "--bucket", BUCKET, "--credentials",
                       str(creds), "-v"], base)
-    yield Gateway(s, s.url.rstrip("/"), bucket, keys, other)
+    yield Gateway(s, s.url.rstrip("/"), bucket, keys, other, creds)
     assert s.stop() == 0, s.log_text()
     log = s.log_text()
     # Secrets never reach the log; neither do presigned signatures.
