@@ -84,9 +84,10 @@ def canonical_headers(headers: Message, names: list[str]) -> str:
 
 
 def canonical_request(req: Incoming, signed: list[str], payload_hash: str,
-                      exclude: str | None = None) -> str:
+                      exclude: str | None = None, uri: str | None = None) -> str:
+    """``uri``: the canonical URI to use (default: AWS's encoding of the decoded path)."""
     query = [(k, v) for k, v in req.query if k != exclude]
-    return "\n".join([req.method, canonical_uri(req.raw_path), canonical_query(query),
+    return "\n".join([req.method, uri or canonical_uri(req.raw_path), canonical_query(query),
                       canonical_headers(req.headers, signed), ";".join(signed),
                       payload_hash])
 
@@ -241,12 +242,21 @@ class Verifier:
             raise S3Error(HTTPStatus.FORBIDDEN, "InvalidAccessKeyId", "The AWS Access Key Id "
                           "you provided does not exist in our records.",
                           {"AWSAccessKeyId": claim.access_key})
-        creq = canonical_request(req, claim.signed_headers, claim.payload_hash,
-                                 exclude="X-Amz-Signature" if claim.presigned else None)
-        sts = string_to_sign(claim.amz_date, "/".join(claim.scope), creq)
-        expected = signature(secret, claim.scope, sts)
-        if not hmac.compare_digest(expected.encode("ascii"),
-                                   claim.signature.encode("ascii", "replace")):
+        exclude = "X-Amz-Signature" if claim.presigned else None
+        provided = claim.signature.encode("ascii", "replace")
+        matched = False
+        # AWS's canonical form of the path, and the path exactly as sent: a client that
+        # percent-encodes more than AWS does (e.g. %2E) signs the latter. Both bind the
+        # same decoded key.
+        for raw in dict.fromkeys([canonical_uri(req.raw_path), req.raw_path]):
+            creq = canonical_request(req, claim.signed_headers, claim.payload_hash, exclude,
+                                     uri=raw)
+            sts = string_to_sign(claim.amz_date, "/".join(claim.scope), creq)
+            expected = signature(secret, claim.scope, sts)
+            matched |= hmac.compare_digest(expected.encode("ascii"), provided)
+        if not matched:
+            creq = canonical_request(req, claim.signed_headers, claim.payload_hash, exclude)
+            sts = string_to_sign(claim.amz_date, "/".join(claim.scope), creq)
             raise S3Error(HTTPStatus.FORBIDDEN, "SignatureDoesNotMatch",
                           "The request signature we calculated does not match the signature "
                           "you provided. Check your key and signing method.",

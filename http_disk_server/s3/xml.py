@@ -6,6 +6,7 @@ as bytes with the XML declaration clients expect.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -19,10 +20,18 @@ def iso8601(ts: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+# Characters XML 1.0 cannot carry at all, even escaped.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def element(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Element:
     e = ET.SubElement(parent, tag)
     if text is not None:
-        e.text = str(text)
+        e.text = _xml_safe(str(text))
     return e
 
 
