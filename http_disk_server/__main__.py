@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         return _die(f"cannot listen on {args.ip}:{args.port}: {reason}")
     try:
         opened = service.open()
+    except ValueError as e:  # a bad setting (credentials file...): its own one line
+        service.server.server_close()
+        return _die(str(e))
     except Exception as e:  # OSError, hxz.FormatError...: one clear line, no traceback
         service.server.server_close()
         return _die(f"cannot open {what}: {_oserror_text(e)}")
