@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler
 
 from . import connection, framing
 from .exchange import Request, Response
+from .redact import redact_target
 from .router import METHODS
 from .streaming import RangeSender
 
@@ -161,7 +162,7 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         # Request lines only, never headers (they may hold credentials); only with -v.
         if self.server.config.verbose:
-            log.info("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), redact_target(format % args))
 
     def address_string(self) -> str:
         return str(self.client_address[0])

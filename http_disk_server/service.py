@@ -24,6 +24,7 @@ from .resources.images import ImageResource
 from .resources.info import InfoResource, ServerOptions
 from .resources.metrics import MetricsResource
 from .router import Router
+from .s3.gateway import S3Settings, open_gateway
 from .server import DiskHTTPServer
 from .storage import Storage
 from .writes import WriteGate
@@ -61,9 +62,10 @@ def disk_api(storage: Storage, paths: dict[str, str], config: Config, gate: Writ
 class DiskService:
     def __init__(self, config: Config, ip: str, port: int, disk: str | None = None,
                  snapshot: str | None = None, verify: str = "crc", system: System = LOCAL,
-                 drbd_interval: float = 1.0) -> None:
-        if (disk is None) == (snapshot is None):
-            raise ValueError("exactly one of disk and snapshot is required")
+                 drbd_interval: float = 1.0, s3: S3Settings | None = None) -> None:
+        if [disk, snapshot, s3].count(None) != 2:
+            raise ValueError("exactly one of disk, snapshot and s3 is required")
+        self.s3 = s3
         self.config = config
         self.disk = disk
         self.snapshot = snapshot
@@ -76,6 +78,7 @@ class DiskService:
         self.server = DiskHTTPServer((ip, port), DiskRequestHandler, config)
         self.waiter: DeviceWaiter | None = None
         self._archive = None
+        self._catalog = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -94,6 +97,9 @@ class DiskService:
     def open(self) -> bool:
         """Open the storage and install the routes. True when serving; False when
         waiting for DRBD (requests get 503 until the device opens)."""
+        if self.s3 is not None:
+            self.server.app, self._catalog = open_gateway(self.s3, self.config)
+            return True
         if self.snapshot is not None:
             from .snapshot import open_snapshot  # needs hxz only in snapshot mode
             streams, metadata, self._archive = open_snapshot(self.snapshot, self.verify)
@@ -156,6 +162,8 @@ class DiskService:
                 log.error("closing %s: %s", backend.name, e)
         if self._archive is not None:
             self._archive.close()
+        if self._catalog is not None:
+            self._catalog.close()
 
     @staticmethod
     def _bounded(fn: Callable[[], None], what: str) -> None:
