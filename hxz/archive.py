@@ -20,7 +20,7 @@ from .blockio import BlockReader
 from .cache import LRUCache
 from .chain import MAX_DEPTH, find_parent
 from .codecs import make_decoder
-from .errors import FormatError, HxzError, UnsupportedError
+from .errors import BlockError, FormatError, HxzError, UnsupportedError
 from .extents import ZeroExtents
 from .header import HEADER_SIZE, parse_header
 from .index import Page, StreamIndex, decode_page, parse_master_index
@@ -91,6 +91,14 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
         self.compression = h.compression
         prim, sec = parse_master_index(self._pread, self.path, h.index_offset, self.file_size)
         self._streams: tuple[StreamIndex, StreamIndex] = (prim, sec)
+        for sidx, st in enumerate(self._streams):
+            # One page per stream at open: its records must end exactly at the stream size
+            # (docs/hxz-format.md §4), so a size the index does not cover is refused here.
+            if st.pages:
+                try:
+                    self._page(sidx, len(st.pages) - 1)
+                except BlockError as e:
+                    raise FormatError(str(e)) from None
         dict_bytes = None
         if h.dictionary is not None:
             off, ln = h.dictionary
@@ -148,6 +156,10 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
         except KeyError:
             raise ValueError(f"unknown stream {name!r} (use disk or memory)") from None
         return Stream(self, idx)
+
+    def has_stream(self, name: str) -> bool:
+        """True when the archive holds that stream (a stream with index pages)."""
+        return bool(self._streams[self.stream(name)._idx].pages)
 
     def members(self) -> list[Member]:
         return list(self._members)

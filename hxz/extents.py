@@ -87,9 +87,22 @@ class ZeroExtents:
         runs: list[list] = []
         budget = EXTENTS_RECORD_BUDGET
         while pos < end and budget > 0:
-            page = self._page(sidx, bisect_right(st.page_starts, pos) - 1)
+            pn = bisect_right(st.page_starts, pos) - 1
+            try:
+                page = self._page(sidx, pn)
+                flags = self._zero_flags(page)
+            except BlockError:
+                # A page that cannot be loaded is reported as data (extents are advisory);
+                # reading it fails with the page's error.
+                stop = min(end, st.pages[pn + 1].start_logical if pn + 1 < len(st.pages)
+                           else end)
+                if runs and not runs[-1][2]:
+                    runs[-1][1] = stop
+                else:
+                    runs.append([pos, stop, False])
+                pos = stop
+                continue
             starts = page.starts
-            flags = self._zero_flags(page)
             k = page.find(pos)
             j = bisect_left(starts, end, k, page.n)
             if j - k > budget:

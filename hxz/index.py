@@ -15,6 +15,7 @@ from itertools import accumulate, compress
 from operator import add
 
 from .bincode import Cursor, DecodeError
+from .digest import NO_HASH, MissingBlake3, zeros_hash
 from .errors import BlockError, FormatError, UnsupportedError
 from .header import HEADER_SIZE
 
@@ -24,7 +25,7 @@ PARENT_REF = 0xFFFFFFFFFFFFFFFF
 # Sanity bound on one page: 0.8.2 writes at most 4096 records; anything vastly larger is
 # corruption, and refusing it keeps one page load from allocating gigabytes.
 MAX_PAGE_RECORDS = 1 << 20
-STREAM_NAMES = ("primary", "secondary")
+MAX_STREAM_SIZE = 1 << 63
 
 _RECORD = struct.Struct("<QIII32s")
 _PAGE_ENTRY = struct.Struct("<QIQQ")
@@ -132,6 +133,9 @@ def parse_master_index(read_at, path: str, index_offset: int, file_size: int
         raise FormatError(f"{path}: bad master index: {e}") from None
     out = []
     for name, entries, size in (("primary", prim, psize), ("secondary", sec, ssize)):
+        if size >= MAX_STREAM_SIZE:
+            # NBD export sizes are signed 64-bit (docs/hxz-format.md §4).
+            raise FormatError(f"{path}: {name} stream size {size} is not below 2^63")
         _check_entries(entries, size, name, path, index_offset)
         out.append(StreamIndex(name, size, tuple(entries),
                                array("Q", (e.start_logical for e in entries))))
@@ -208,16 +212,49 @@ def decode_page(raw: bytes, stream: StreamIndex, number: int, path: str,
         what = "the next page's start" if number + 1 < len(stream.pages) else "the stream size"
         raise BlockError(f"{where}: records cover logical [{entry.start_logical}, {page.end}) "
                          f"but {what} is {nxt}")
-    offs, lens = page.offs, page.lens
+    _check_records(page, where, index_offset)
+    return page
+
+
+def _zeros_hash(n: int, where: str) -> bytes:
+    try:
+        return zeros_hash(n)
+    except MissingBlake3 as e:
+        raise MissingBlake3(f"{where}: {e}") from None
+
+
+def _check_records(page: Page, where: str, index_offset: int) -> None:
+    """Record invariants of docs/hxz-format.md §7: a stored payload lies in the data region;
+    a parent reference has length 0 and checksum 0; any other length-0 record is a zero record
+    with offset 0, checksum 0 and a zero-content hash.  Anything else is damage (a stored
+    record whose length was lost, say), and must never be read as zeros."""
+    offs, lens, crcs = page.offs, page.lens, page.crcs
     # Vectorised bounds check over stored payloads; the slow loop only runs to name the
-    # culprit (it also skips parent references, which the fast check may include).
+    # culprit.
     stored = list(compress(offs, lens))
     if stored and (min(stored) < HEADER_SIZE or max(map(add, offs, lens)) > index_offset):
         for i in range(page.n):
             off = offs[i]
-            if off == PARENT_REF or lens[i] == 0:
+            if lens[i] and (off < HEADER_SIZE or off + lens[i] > index_offset):
+                what = "a parent reference with a length" if off == PARENT_REF else \
+                    f"payload [{off}, {off + lens[i]}) outside the data region " \
+                    f"[{HEADER_SIZE}, {index_offset})"
+                raise BlockError(f"{where}: record {i} at logical offset {page.starts[i]}: "
+                                 f"{what}")
+    if not lens.count(0):
+        return
+    for i in [k for k, ln in enumerate(lens) if not ln]:
+        off, crc = offs[i], crcs[i]
+        if off == PARENT_REF:
+            if not crc:
                 continue
-            if off < HEADER_SIZE or off + lens[i] > index_offset:
-                raise BlockError(f"{where}: record {i} payload [{off}, {off + lens[i]}) lies "
-                                 f"outside the data region [{HEADER_SIZE}, {index_offset})")
-    return page
+            bad = f"parent reference with checksum {crc:#010x}"
+        elif off or crc:
+            bad = (f"length 0 with offset {off} and checksum {crc:#010x} (a zero record has "
+                   f"offset 0 and checksum 0)")
+        elif page.hash(i) != NO_HASH and page.hash(i) != _zeros_hash(page.llens[i], where):
+            bad = "zero record whose hash is not that of zeros"
+        else:
+            continue
+        raise BlockError(f"{where}: record {i} at logical offset {page.starts[i]}: damaged "
+                         f"record: {bad}")

@@ -8,10 +8,19 @@ export named by its manifest path.  All format work lives in the ``hxz`` package
 """
 
 import errno
+import importlib.util
 import os
+import site
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _REPO)
+if importlib.util.find_spec("blake3") is None:
+    # blake3 (zero records, verify=hash) has no Debian package: `make venv` installs it in
+    # the repository's .venv, built from the /usr/bin/python3 that nbdkit embeds.  Appended,
+    # so the system's own packages still come first.
+    site.addsitedir(os.path.join(_REPO, ".venv", "lib", f"python{sys.version_info[0]}."
+                                 f"{sys.version_info[1]}", "site-packages"))
 
 import nbdkit  # noqa: E402
 
@@ -30,8 +39,15 @@ def _fatal(msg):
     refuse_start("hexz", msg)
 
 
+_given = set()
+
+
 def config(key, value):
     try:
+        if key in _given and key != "parent-dir":
+            # Two values for one setting is a typo or a wrapper bug: no silent winner.
+            raise ValueError(f"{key}= given twice (only parent-dir= may be repeated)")
+        _given.add(key)
         if key == "file":
             _cfg["file"] = value
         elif key == "stream":
@@ -69,6 +85,8 @@ def config_complete():
                                     cache_size=_cfg["cache"])
     except hxz.HxzError as e:
         _fatal(str(e))
+    if _cfg["stream"] in ("memory", "secondary") and not _archive.has_stream("memory"):
+        _fatal(f"{_cfg['file']}: stream={_cfg['stream']}: the archive has no memory stream")
 
 
 def thread_model():
