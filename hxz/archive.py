@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from . import digest
 from .blockio import BlockReader
 from .cache import LRUCache
 from .chain import MAX_DEPTH, find_parent
@@ -31,6 +32,7 @@ from .readahead import Readahead
 __all__ = ["Archive", "Stream", "MemberView", "open_archive"]
 
 _tokens = itertools.count(1)
+VERIFY_MODES = ("crc", "hash")
 MAX_DICTIONARY = 64 << 20
 # Readahead only pays when most work is GIL-free codec/CRC time: large average blocks.
 READAHEAD_MIN_AVG_BLOCK = 64 << 10
@@ -55,8 +57,14 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
     """An opened .hxz file (use :func:`open_archive`)."""
 
     def __init__(self, path: str, parent_dirs: Sequence[str] = (), cache_size: int = 64 << 20,
-                 *, _shared: _Shared | None = None, _chain: tuple[str, ...] = ()) -> None:
+                 *, verify: str = "crc", _shared: _Shared | None = None,
+                 _chain: tuple[str, ...] = ()) -> None:
         self.path = str(path)
+        if verify not in VERIFY_MODES:
+            raise ValueError(f"verify={verify!r}: expected crc or hash")
+        self.verify = verify
+        self._hash = verify == "hash"
+        self._verified: dict[int, bytes] = {}
         self._shared = _shared or _Shared(cache_size)
         self._token = next(_tokens)
         self._fd = -1
@@ -79,6 +87,11 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
 
     # ----------------------------------------------------------------- opening
     def _open(self, parent_dirs: list[str], chain: tuple[str, ...]) -> None:
+        if self._hash:
+            try:
+                digest.require()
+            except digest.MissingBlake3 as e:
+                raise FormatError(f"{self.path}: verify=hash: {e}") from None
         st = os.fstat(self._fd)
         if stat.S_ISREG(st.st_mode):
             self.file_size = st.st_size
@@ -143,8 +156,8 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
                 raise FormatError(f"{self.path}: parent chain has a cycle through {found}")
             if len(chain) > MAX_DEPTH:
                 raise FormatError(f"{self.path}: parent chain deeper than {MAX_DEPTH}")
-            self.parents.append(Archive(found, parent_dirs, _shared=self._shared,
-                                        _chain=chain))
+            self.parents.append(Archive(found, parent_dirs, verify=self.verify,
+                                        _shared=self._shared, _chain=chain))
 
     def _pread(self, offset: int, n: int) -> bytes:
         return os.pread(self._fd, n, offset)
@@ -186,6 +199,7 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
             "cdc_params": list(h.cdc_params) if h.cdc_params else None,
             "dictionary": h.dictionary is not None,
             "signed": h.signature is not None,
+            "verify": self.verify,
         }
 
     def _chain_paths(self) -> list[str]:
@@ -308,10 +322,13 @@ class MemberView(Stream):
 
 
 def open_archive(path: str | os.PathLike, parent_dirs: Iterable[str] = (),
-                 cache_size: int = 64 << 20) -> Archive:
-    """Open and validate an archive and its parent chain (raises FormatError)."""
+                 cache_size: int = 64 << 20, *, verify: str = "crc") -> Archive:
+    """Open and validate an archive and its parent chain (raises FormatError).
+
+    ``verify="crc"`` checks the CRC-32 of every payload read; ``verify="hash"`` also checks
+    the BLAKE3 of every decompressed block against its record (docs/hxz-format.md §14.2)."""
     try:
-        return Archive(os.fspath(path), tuple(parent_dirs), cache_size)
+        return Archive(os.fspath(path), tuple(parent_dirs), cache_size, verify=verify)
     except HxzError:
         raise
     except OSError as e:

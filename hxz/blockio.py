@@ -20,7 +20,7 @@ import zlib
 from bisect import bisect_left, bisect_right
 from typing import Any
 
-from . import native
+from . import digest, native
 from .codecs import _lz4_decompress, _prefix
 from .errors import BlockError
 from .index import PARENT_REF, Page
@@ -116,7 +116,26 @@ class BlockReader:
                     res[k - i] = v
         if missing:
             self._load_stored(page, missing, res, i)
+        if self._hash:
+            # Every use of a block is checked against its own record: a cached payload that
+            # a damaged record points at is not vouched for by the record that loaded it.
+            verified = self._verified
+            for k in range(i, j):
+                if lens[k] and llens[k] and offs[k] != PARENT_REF \
+                        and verified.get(offs[k]) != page.hash(k):
+                    self._check_hash(page, k, res[k - i])
         return res
+
+    def _check_hash(self, page: Page, k: int, data: Any) -> None:
+        """verify=hash: BLAKE3 of the decompressed block must be the record's."""
+        want = page.hash(k)
+        got = digest.blake3(data)
+        if got != want:
+            raise BlockError(f"{self._where(page, k)}: BLAKE3 mismatch (record "
+                             f"{want.hex()[:16]}..., block {got.hex()[:16]}...)")
+        if len(self._verified) > 1 << 20:
+            self._verified.clear()
+        self._verified[page.offs[k]] = want
 
     def _load_stored(self, page: Page, ks: list[int], res: list[Any], base: int) -> None:
         """Produce stored records ``ks`` (cache misses) into ``res[k - base]``.
@@ -352,6 +371,8 @@ class BlockReader:
                     data = decode(payload, n)
                 except ValueError as e:
                     raise BlockError(f"{self._where(page, k)}: {e}") from None
+            if self._hash:
+                self._check_hash(page, k, data)
             rel += ln
             o = starts[k] - base
             mv[o:o + n] = data

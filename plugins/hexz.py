@@ -2,6 +2,7 @@
 
   nbdkit python plugins/hexz.py file=SNAPSHOT.hxz [stream=disk|memory] [cache=SIZE]
          [parent-dir=DIR]... [readahead=on|off|SIZE] [threads=serialize|parallel]
+         [verify=crc|hash]
 
 The default export is the chosen stream; each member of a directory archive is also an
 export named by its manifest path.  All format work lives in the ``hxz`` package.
@@ -31,7 +32,7 @@ from nbdsuite.sizes import parse_size  # noqa: E402
 API_VERSION = 2
 
 _cfg = {"file": None, "stream": "disk", "cache": 64 << 20, "parent-dir": [],
-        "readahead": 8 << 20, "threads": "serialize"}
+        "readahead": 8 << 20, "threads": "serialize", "verify": "crc"}
 _archive = None
 
 
@@ -66,6 +67,10 @@ def config(key, value):
                 _cfg["readahead"] = 0
             else:
                 _cfg["readahead"] = parse_size(value, "readahead")
+        elif key == "verify":
+            if value not in ("crc", "hash"):
+                raise ValueError(f"verify={value}: expected crc or hash")
+            _cfg["verify"] = value
         elif key == "threads":
             if value not in ("serialize", "parallel"):
                 raise ValueError(f"threads={value}: expected serialize or parallel")
@@ -82,7 +87,7 @@ def config_complete():
         _fatal("file=SNAPSHOT.hxz is required")
     try:
         _archive = hxz.open_archive(_cfg["file"], parent_dirs=_cfg["parent-dir"],
-                                    cache_size=_cfg["cache"])
+                                    cache_size=_cfg["cache"], verify=_cfg["verify"])
     except hxz.HxzError as e:
         _fatal(str(e))
     if _cfg["stream"] in ("memory", "secondary") and not _archive.has_stream("memory"):

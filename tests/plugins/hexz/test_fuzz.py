@@ -79,8 +79,7 @@ def _zero_records(rng: random.Random, good: bytes, records: list) -> bytes:
 
 def _outcome(path, exports: dict[str, bytes], verify: str = "crc") -> list[str]:
     try:
-        archive = hxz.open_archive(path, cache_size=1 << 20, **({"verify": verify}
-                                                                  if verify != "crc" else {}))
+        archive = hxz.open_archive(path, cache_size=1 << 20, verify=verify)
     except hxz.FormatError as e:
         assert "\n" not in str(e)
         return ["refused"]
@@ -106,7 +105,8 @@ def _outcome(path, exports: dict[str, bytes], verify: str = "crc") -> list[str]:
     return results
 
 
-def test_bit_flips_never_yield_wrong_bytes(packed, tmp_path):
+@pytest.mark.parametrize("verify", ["crc", "hash"])
+def test_bit_flips_never_yield_wrong_bytes(packed, tmp_path, verify):
     root, archives = packed
     rng = random.Random(7)
     seen: dict[str, int] = {}
@@ -116,7 +116,7 @@ def test_bit_flips_never_yield_wrong_bytes(packed, tmp_path):
         bad = tmp_path / "bad.hxz"
         bad.write_bytes(_flip(rng, good))
         try:
-            for outcome in _outcome(bad, exports):
+            for outcome in _outcome(bad, exports, verify):
                 seen[outcome] = seen.get(outcome, 0) + 1
         except AssertionError as e:
             raise AssertionError(f"case {case} ({name}): {e}") from None
@@ -124,7 +124,7 @@ def test_bit_flips_never_yield_wrong_bytes(packed, tmp_path):
     assert seen.get("refused", 0) and seen.get("eio", 0) and seen.get("ok", 0), seen
 
 
-@pytest.mark.parametrize("verify", ["crc"])
+@pytest.mark.parametrize("verify", ["crc", "hash"])
 def test_zero_record_flips_never_yield_wrong_bytes(packed, tmp_path, verify):
     root, archives = packed
     rng = random.Random(11)
