@@ -132,10 +132,12 @@ class Installer:
 def _created_by_us(d: Path) -> bool:
     """Only folders that exist because of this package (never share/, bin/, man1/...)."""
     name = d.name
-    return (name in {"hxz", "http_disk_server", "multihttp", "nbdsuite", "__pycache__",
+    return (name in {"hxz", "http_disk_server", "multihttp", "nbd_http_server", "nbdsuite",
+                     "__pycache__",
                      "resources", "sources", "nbdkit-python-suite"}
             or name.endswith(".dist-info") or d.parent.name in {"hxz", "http_disk_server",
-                                                                "multihttp", "nbdsuite"})
+                                                                "multihttp", "nbdsuite"}
+            or d.parent.parent.name in {"hxz", "http_disk_server"})
 
 
 def main() -> int:
