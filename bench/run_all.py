@@ -38,6 +38,9 @@ def main() -> int:
         print(f"\n### {script} {' '.join(extra)}", flush=True)
         if subprocess.run([sys.executable, str(HERE / script), *extra]).returncode != 0:
             failed.append(script)
+    if not args.quick:
+        # The picture of RESULTS.md's ratios, redrawn from what was just recorded.
+        subprocess.run([sys.executable, str(HERE / "plot.py")], check=False)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
