@@ -17,6 +17,7 @@ import threading
 
 from nbdsuite.cli import entry_point, port, positive_float, positive_int
 from nbdsuite.sizes import parse_size
+from nbdsuite.version import VERSION
 
 from .auth import BasicAuth
 from .config import Config
@@ -37,6 +38,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Serve a block device, a file or a Hexz snapshot over "
                 "HTTP/1.1 with ranged reads and durable writes.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--disk", metavar="PATH", help="block device or regular file to serve")
     src.add_argument("--snapshot", metavar="FILE.hxz",
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent connections; more get 503 (default 64)")
     p.add_argument("--max-writers", type=positive_int, default=8, metavar="N",
                    help="large PUT bodies buffered at once (default 8)")
+    p.add_argument("--no-metrics", action="store_true",
+                   help="do not serve GET /metrics (Prometheus text format)")
     return p
 
 
@@ -112,7 +116,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(read_only=read_only, max_put_size=max_put,
                   timeout=args.timeout, shutdown_timeout=args.shutdown_timeout,
                   max_connections=args.max_connections, max_writers=args.max_writers,
-                  verbose=args.verbose, auth=auth, ssl_context=ctx)
+                  verbose=args.verbose, auth=auth, ssl_context=ctx,
+                  metrics=not args.no_metrics)
 
 
 def _die(msg: str) -> int:

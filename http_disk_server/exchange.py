@@ -42,6 +42,11 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """A query parameter's value (the last one wins), or ``default``."""
+        values = self._query.get(name)
+        return values[-1] if values else default
+
     def flag(self, name: str, default: bool) -> bool:
         """A ``?name=y|n`` query parameter (the last one wins); 400 when it is neither."""
         values = self._query.get(name)
@@ -149,4 +154,5 @@ class Response:
         h = self._handler
         closing, h.close_connection = h.close_connection, True
         sender.send(backend, offset, length, first)
+        h.server.metrics.read_bytes.inc(length)
         h.close_connection = closing or h.server.stopping

@@ -32,8 +32,16 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True  # small replies must not wait for delayed ACKs
 
+    #: the status of the reply being sent (for metrics), None before one is
+    status_code: int | None = None
+    started_at = 0.0
+
     def version_string(self) -> str:
         return self.server_version
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status_code = code
+        super().send_response(code, message)
 
     # ---- connection lifecycle ------------------------------------------------------
 

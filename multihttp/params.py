@@ -74,18 +74,33 @@ MAX_CONNECTIONS = 32
 MAX_BACKOFF = 2.0
 
 
+def redact_url(raw: str) -> str:
+    """``raw`` with any user:password@ part replaced, for messages: a URL that carries
+    credentials must not put them into a log, even when it is refused for that."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return raw if "@" not in raw else "<URL with credentials>"
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0),
+              default=len(rest))
+    authority = rest[:end]
+    if "@" in authority:
+        authority = "<credentials>@" + authority.rpartition("@")[2]
+    return f"{scheme}://{authority}{rest[end:]}"
+
+
 def parse_url(text: str) -> ServerURL:
     """Parse one server URL; only http and https with an explicit host are accepted."""
     raw = text.strip()
+    shown = redact_url(raw)
     try:
         parts = urlsplit(raw)
         port = parts.port
     except ValueError as e:
-        raise ParamError(f"urls: bad URL {raw!r}: {e}") from None
+        raise ParamError(f"urls: bad URL {shown!r}: {e}") from None
     if parts.scheme not in ("http", "https"):
-        raise ParamError(f"urls: {raw!r}: scheme must be http or https")
+        raise ParamError(f"urls: {shown!r}: scheme must be http or https")
     if not parts.hostname:
-        raise ParamError(f"urls: {raw!r}: no host")
+        raise ParamError(f"urls: {shown!r}: no host")
     if parts.username or parts.password:
         # Credentials in URLs end up in logs and process titles: refuse them.
         raise ParamError(f"urls: {parts.scheme}://{parts.hostname}: put credentials in "

@@ -32,9 +32,19 @@ from typing import TextIO
 from urllib.parse import quote
 
 from multihttp import params as mparams
+from nbdsuite.cli import entry_point
 from nbdsuite.sizes import parse_size
+from nbdsuite.version import VERSION
 
-DEFAULT_PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "multihttp.py"
+# In a checkout, the plugin script next to the package; once installed (make install),
+# nbdkit finds "multihttp" in its own plugin directory.
+_CHECKOUT_PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "multihttp.py"
+DEFAULT_PLUGIN = str(_CHECKOUT_PLUGIN) if _CHECKOUT_PLUGIN.exists() else "multihttp"
+
+
+def _is_script(plugin: str) -> bool:
+    """A path to a Python plugin script (run as ``nbdkit python PATH``), not a name."""
+    return "/" in plugin or plugin.endswith(".py")
 
 
 class WrapperError(Exception):
@@ -65,7 +75,7 @@ class Options:
     sys_dir: str = "/sys"
     lock_file: str = "/run/lock/nbd-http-server.lock"
     nbdkit: str = "nbdkit"
-    plugin: str = str(DEFAULT_PLUGIN)
+    plugin: str = DEFAULT_PLUGIN
     threads: int = 4
     verbose: bool = False
 
@@ -92,6 +102,7 @@ def parse_args(argv: list[str] | None) -> Options:
     ap = argparse.ArgumentParser(prog="nbd-http-server",
                                  description="Attach a disk served by http-disk-server(s) "
                                              "as /dev/nbdX through nbdkit's multihttp plugin.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     ap.add_argument("--socket-path", required=True, help="Unix socket nbdkit listens on")
     ap.add_argument("--nbd-name", required=True, help="NBD export name")
     ap.add_argument("--urls", required=True, help="comma-separated server URLs")
@@ -117,7 +128,9 @@ def parse_args(argv: list[str] | None) -> Options:
     ap.add_argument("--sys-dir", default="/sys")
     ap.add_argument("--lock-file", default="/run/lock/nbd-http-server.lock")
     ap.add_argument("--nbdkit", default="nbdkit")
-    ap.add_argument("--plugin", default=str(DEFAULT_PLUGIN))
+    ap.add_argument("--plugin", default=DEFAULT_PLUGIN,
+                    help="plugin script path, or an installed plugin's name "
+                         f"(default {DEFAULT_PLUGIN})")
     # Measured (bench/RESULTS.md): 4 nbdkit threads beat the default 16 for the
     # Python plugin on 2 cores, in sequential and QD1 reads alike.
     ap.add_argument("--threads", type=int, default=4, help="nbdkit --threads (default 4)")
@@ -163,7 +176,8 @@ class Wrapper:
             cmd.append("-r")
         if self.o.verbose:
             cmd.append("-v")
-        return cmd + ["python", self.o.plugin] + self.o.plugin_params()
+        plugin = ["python", self.o.plugin] if _is_script(self.o.plugin) else [self.o.plugin]
+        return cmd + plugin + self.o.plugin_params()
 
     def _remove_stale_socket(self) -> None:
         path = self.o.socket_path
@@ -179,7 +193,7 @@ class Wrapper:
         raise WrapperError(f"{path}: another server is listening on this socket")
 
     def start_nbdkit(self, stop: threading.Event) -> None:
-        if not os.path.exists(self.o.plugin):
+        if _is_script(self.o.plugin) and not os.path.exists(self.o.plugin):
             raise WrapperError(f"multihttp plugin not found at {self.o.plugin} (use --plugin)")
         self._remove_stale_socket()
         try:
@@ -369,6 +383,7 @@ class Wrapper:
             self.cleanup()
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     o = parse_args(argv)
     stop = threading.Event()

@@ -1,5 +1,8 @@
+#!/usr/bin/nbdkit python
+# -*- python -*-
 """nbdkit plugin serving a Hexz .hxz archive read-only.
 
+  nbdkit hexz file=SNAPSHOT.hxz ...                  (installed: make install)
   nbdkit python plugins/hexz.py file=SNAPSHOT.hxz [stream=disk|memory] [cache=SIZE]
          [parent-dir=DIR]... [readahead=on|off|SIZE] [threads=serialize|parallel]
          [verify=crc|hash]
@@ -12,13 +15,19 @@ import errno
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# nbdkit 1.32 does not put the script's folder on sys.path. Run from a checkout
+# (plugins/ beside the packages), use the checkout's packages; installed into nbdkit's
+# plugin directory (make install), import the installed ones.
+_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_checkout, "hxz", "__init__.py")):
+    sys.path.insert(0, _checkout)
 
 import nbdkit  # noqa: E402
 
 import hxz  # noqa: E402
 from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
 from nbdsuite.sizes import parse_size  # noqa: E402
+from nbdsuite.version import VERSION  # noqa: E402
 
 API_VERSION = 2
 
@@ -33,6 +42,21 @@ _archive = None
 
 def _fatal(msg):
     refuse_start("hexz", msg)
+
+
+def dump_plugin():
+    # `nbdkit hexz --dump-plugin`: what this installation can do.
+    from hxz import native
+    print(f"hexz_version={VERSION}")
+    print("hexz_parameters=file,stream,cache,parent-dir,readahead,threads,verify")
+    print(f"hexz_package={os.path.dirname(hxz.__file__)}")
+    print("hexz_codecs=lz4,zstd")
+    print(f"hexz_native={'liblz4,libdeflate' if native.AVAILABLE else 'none'}")
+    try:
+        hxz.check_verify_mode("hash")
+        print("hexz_verify=crc,hash")
+    except ValueError:
+        print("hexz_verify=crc")
 
 
 def config(key, value):

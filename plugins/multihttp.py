@@ -1,5 +1,8 @@
+#!/usr/bin/nbdkit python
+# -*- python -*-
 """nbdkit Python plugin: one NBD disk over several HTTP servers, with failover.
 
+nbdkit multihttp urls=URL[,URL...] ...                (installed: make install)
 nbdkit python plugins/multihttp.py urls=URL[,URL...] [user=U] [password=P|-|+FILE|-FD]
     [device-size=SIZE] [timeout=SECS] [connect-timeout=SECS] [retries=N]
     [retry-delay=SECS] [cafile=F] [insecure=true] [connections=N] [clock-skew=SECS]
@@ -11,8 +14,12 @@ import errno
 import os
 import sys
 
-# nbdkit 1.32 does not put the script's folder on sys.path.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# nbdkit 1.32 does not put the script's folder on sys.path. Run from a checkout
+# (plugins/ beside the packages), use the checkout's packages; installed into nbdkit's
+# plugin directory (make install), import the installed ones.
+_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_checkout, "multihttp", "__init__.py")):
+    sys.path.insert(0, _checkout)
 
 import nbdkit  # noqa: E402
 
@@ -20,6 +27,7 @@ from multihttp import errors, params, request  # noqa: E402
 from multihttp.failover import Client  # noqa: E402
 from multihttp.probe import ProbeError  # noqa: E402
 from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
+from nbdsuite.version import VERSION  # noqa: E402
 
 API_VERSION = 2
 
@@ -37,6 +45,12 @@ def _fail(e: BaseException):
 
 def _bad_parameter(e: params.ParamError):
     refuse_start("multihttp", str(e))
+
+
+def dump_plugin():
+    # `nbdkit multihttp --dump-plugin`: version and parameters.
+    print(f"multihttp_version={VERSION}")
+    print(f"multihttp_parameters={','.join(params.KNOWN_KEYS)}")
 
 
 def config(key, value):

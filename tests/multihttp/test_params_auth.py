@@ -43,12 +43,14 @@ def test_bad_parameter_one_line(tmp_path, args, needle):
 def test_sizes_and_bounds():
     p = mparams.parse([("urls", "http://a/,https://b:8443/x?y=1"), ("device-size", "256M"),
                        ("timeout", "5"), ("connect-timeout", "1"), ("retries", "3"),
-                       ("retry-delay", "0.5")])
+                       ("retry-delay", "0.5"), ("clock-skew", "0.25")])
     assert p.device_size == 256 * MiB
     assert [(u.host, u.port, u.path) for u in p.urls] == [("a", 80, "/"), ("b", 8443, "/x?y=1")]
     assert mparams.backoff_delays(p) == [0.5, 1.0, 2.0]
-    # 2 servers x (4 attempts x (4x1 + 5) s + 5 s stale-connection retry + 3.5 s backoff)
-    assert mparams.worst_case_seconds(p) == 2 * (4 * 9 + 5 + 3.5)
+    assert p.clock_skew == 0.25
+    # 2 servers x (4 attempts x (4x1 connect/checks + 5 request + 5 + 0.25 waiting out an
+    # unanswered write's deadline) + 5 s stale-connection retry + 3.5 s backoff)
+    assert mparams.worst_case_seconds(p) == 2 * (4 * 14.25 + 5 + 3.5)
 
 
 def test_password_forms_unit(tmp_path):

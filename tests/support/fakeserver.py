@@ -5,6 +5,8 @@
 
     ok         correct 206 replies
     200        ignore Range, answer 200 with the whole file
+    200-range  answer 200 with a Content-Range and Content-Length matching the request,
+               but bytes from offset 0 (only the status says this is not the range)
     bad-range  206 with a Content-Range shifted by one block
     short      206 whose body is shorter than its Content-Length (then close)
     drop       send half the body, then close the connection
@@ -142,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, whole)
             return
         cr = format_content_range(first, last, size)
+        if o.mode == "200-range":
+            self._reply(200, os.pread(o.fd, n, 0), {"Content-Range": cr})
+            return
         if o.mode == "bad-range":
             cr = format_content_range(first + 512, last + 512, size)
         self.send_response(206)
