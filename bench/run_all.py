@@ -17,11 +17,13 @@ FULL = {
     "bench_hexz.py": [],
     "bench_server.py": [],
     "bench_multihttp.py": [],
+    "bench_s3.py": [],
 }
 QUICK = {
     "bench_hexz.py": ["--quick", "--no-results"],
     "bench_server.py": ["--size-mib", "64", "--runs", "3", "--no-record"],
     "bench_multihttp.py": ["--size", "64M", "--repeat", "1", "--seconds", "1", "--no-results"],
+    "bench_s3.py": ["--size-mib", "32", "--runs", "2", "--ranges", "32", "--no-record"],
 }
 
 

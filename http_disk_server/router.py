@@ -3,8 +3,9 @@
 Shaped like ovirt-imageio's ``http.Router``: a list of (path pattern, resource) pairs; a
 resource is any object with ``get``/``head``/``put``/``patch``/``options`` methods taking
 ``(request, response, *groups of the pattern)`` and an ``allow()`` list. The disk API is
-one router (service.py builds it); the coming S3 face is a second router over the same
-storage with its own resources, sharing ``errors.failure_for``.
+one router (service.py builds it); the S3 face (s3/app.py) is a second router over the
+same backends, sharing ``errors.failure_for`` and ``reply_failure`` and formatting its
+replies as S3 XML.
 """
 
 from __future__ import annotations

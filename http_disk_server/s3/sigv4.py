@@ -14,12 +14,14 @@ more or less than AWS still verify.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import hmac
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_tz
 from http import HTTPStatus
@@ -97,7 +99,9 @@ def string_to_sign(amz_date: str, scope: str, creq: str) -> str:
                       hashlib.sha256(creq.encode("utf-8")).hexdigest()])
 
 
+@functools.lru_cache(maxsize=64)
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    # One key per secret and day: cached, as clients cache it (four HMACs per request saved).
     key = ("AWS4" + secret).encode("utf-8")
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
@@ -110,7 +114,12 @@ def signature(secret: str, scope_parts: list[str], sts: str) -> str:
 
 
 def amz_to_epoch(amz_date: str) -> float:
-    return float(calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
+    """Seconds since the epoch of ``yyyyMMddTHHmmssZ``; ValueError when not a real time.
+    (Sliced by hand: strptime took a sixth of a verification.)"""
+    s = amz_date
+    when = datetime(int(s[0:4]), int(s[4:6]), int(s[6:8]), int(s[9:11]), int(s[11:13]),
+                    int(s[13:15]), tzinfo=UTC)
+    return when.timestamp()
 
 
 def _malformed(message: str, code: str = "AuthorizationHeaderMalformed") -> S3Error:
@@ -263,7 +272,10 @@ class Verifier:
                           {"AWSAccessKeyId": claim.access_key, "StringToSign": sts,
                            "SignatureProvided": claim.signature, "CanonicalRequest": creq})
         now = self._clock()
-        signed_at = amz_to_epoch(claim.amz_date)
+        try:
+            signed_at = amz_to_epoch(claim.amz_date)
+        except ValueError:
+            raise access_denied(f"X-Amz-Date {claim.amz_date!r} is not a valid time") from None
         if claim.presigned:
             if now > signed_at + claim.expires:
                 raise S3Error(HTTPStatus.FORBIDDEN, "AccessDenied", "Request has expired",
