@@ -65,6 +65,13 @@ def coalesce(ranges: Sequence[tuple[int, int]], max_span: int) -> list[tuple[int
     return spans
 
 
+def _covers(parts: list[_Chunk], offset: int, end: int) -> bool:
+    """Whether contiguous ``parts`` cover [offset, end) (a guard: never assemble a gap)."""
+    if not parts or parts[0].start > offset or parts[-1].end < end:
+        return False
+    return all(a.end == b.start for a, b in zip(parts, parts[1:], strict=False))
+
+
 class RangeFetcher:
     """Turns pread/preadv into bounded, parallel calls of ``fetch``; thread-safe."""
 
@@ -142,20 +149,16 @@ class RangeFetcher:
                     self._train = []
                     self._frontier = self._pos = end
                     self._extend_train(end, end)
-        if parts is None:
+        if parts is None or not _covers(parts, offset, end):
             return self._direct(offset, length)
         return self._assemble(parts, offset, end)
 
     def _extend_train(self, offset: int, end: int) -> list[_Chunk]:
-        """(Lock held.) Advance the reader's position to ``end``, drop chunks more than
-        one chunk behind it, schedule chunks up to ``workers`` chunks past it, and return
-        the chunks covering [offset, end)."""
+        """(Lock held.) Advance the reader's position to ``end``, schedule chunks up to
+        ``workers`` chunks past it, drop chunks more than one chunk behind ``offset``,
+        and return the chunks covering [offset, end)."""
         train = self._train
         self._pos = max(self._pos, end)
-        # One chunk behind the reader stays: a second thread slightly behind (the
-        # reader's own readahead) still finds its bytes.
-        while train and train[0].end <= self._pos - self.chunk:
-            train.pop(0)
         target = min(self.size, self._pos + self.workers * self.chunk)
         pool = self._executor()
         while self._frontier < target:
@@ -163,7 +166,12 @@ class RangeFetcher:
             b = min(a + self.chunk, self.size)
             train.append(_Chunk(a, b, pool.submit(self._counted, a, b - a)))
             self._frontier = b
-        return [c for c in train if c.start < end and c.end > offset]
+        parts = [c for c in train if c.start < end and c.end > offset]
+        # One chunk behind the reader stays: a second thread slightly behind (the
+        # reader's own readahead) still finds its bytes.
+        while train and train[0].end <= offset - self.chunk:
+            train.pop(0)
+        return parts
 
     def _assemble(self, parts: list[_Chunk], offset: int, end: int) -> bytes:
         out = []
