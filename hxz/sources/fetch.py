@@ -132,6 +132,10 @@ class RangeFetcher:
             return b""
         end = offset + length
         with self._lock:
+            if self._pool is not None and self._pool_pid != os.getpid():
+                # Forked (nbdkit daemonising) while chunks were on their way: the
+                # threads that would complete them do not exist in this process.
+                self._pool, self._train, self._last_end = None, [], -1
             train = self._train
             if train and self._pos - self.chunk <= offset <= self._pos + self.chunk:
                 # The reader carries on: move the train along with it.

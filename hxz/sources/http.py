@@ -29,6 +29,7 @@ carry the URL without userinfo and without its query (a presigned URL's signatur
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import threading
 import time
@@ -128,6 +129,7 @@ class HttpSource:
                 log("warning: HTTP Basic auth over plain http:// sends the password in "
                     "clear text; prefer https://")
         self._delays = backoff_delays(p)
+        self._pid = os.getpid()
         self._current = 0
         self._lock = threading.Lock()
         self._ref: _Mirror | None = None
@@ -264,6 +266,11 @@ class HttpSource:
 
     # ------------------------------------------------------------------ reading
     def _fetch(self, offset: int, length: int) -> bytearray:
+        if self._pid != os.getpid():
+            # Keep-alive connections made before a fork are shared with the parent.
+            self._pid = os.getpid()
+            for m in self._mirrors:
+                m.pool.close_all()
         buf = bytearray(length)
         mv = memoryview(buf)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
+import time
 
 import pytest
 
@@ -123,3 +125,30 @@ def test_threads_mixing_sequential_and_random_reads_get_exact_bytes():
         th.join(60)
     f.close()
     assert not bad, bad[:5]
+
+
+def test_a_fork_with_chunks_in_flight_does_not_hang_the_child():
+    """nbdkit forks after the archive is opened: the child must fetch on its own."""
+    data = random.Random(7).randbytes(8 << 20)
+    f = RangeFetcher(Transport(data), len(data), "x", workers=2, chunk=1 << 20)
+    f.pread(1000, 0)
+    f.pread(1000, 1000)                 # a train with chunks on their way
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = f.pread(100_000, 2000) == data[2000:102_000]
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child hung on chunks of its parent")
+        threading.Event().wait(0.02)
+    assert os.waitstatus_to_exitcode(status) == 0
+    f.close()
