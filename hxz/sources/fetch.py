@@ -7,10 +7,11 @@ request, with its own retries and failover).  ``RangeFetcher`` turns the reader'
 * ``preadv``: ranges that touch are merged into one request, up to ``max_span`` bytes;
   separate spans run in parallel (at most ``workers`` at once).
 * ``pread`` of more than ``chunk`` bytes is cut into chunks fetched in parallel.
-* A sequential reader (two reads in a row where each starts at the end of the previous
-  one) gets a readahead train: chunks ahead of it are fetched in the background, at most
-  ``workers`` chunks beyond its position.  Reads within a chunk of that position move the
-  train along; chunks more than one chunk behind are dropped, so the memory held is
+* A sequential reader (reads that each start where the previous one ended, 64 KiB or
+  more in all) gets a readahead train: chunks ahead of it are fetched in the background,
+  up to ``workers`` chunks beyond its position, and never more than twice what the run has
+  read so far (a short run costs little when it stops).  Reads within a chunk of that
+  position move the train along; chunks more than one chunk behind are dropped, so the memory held is
   bounded by (workers + 2) x chunk, and a byte of a sequential copy is fetched once.
   Reads elsewhere (index pages at the end of the file) are served from the train when
   their bytes are already on the way, else straight from the transport, and never move
@@ -36,6 +37,11 @@ Fetch = Callable[[int, int], bytes]
 DEFAULT_CHUNK = 2 << 20
 # The largest single request a preadv merge produces, as the local reader's coalescing.
 DEFAULT_MAX_SPAN = 8 << 20
+# A train starts once a sequential run has read this much, and fetches at most twice what
+# the run has read so far ahead of it (up to workers x chunk): two adjacent small reads
+# (zero-block checks, index records) must not pull megabytes.
+MIN_RUN = 64 << 10
+MIN_CHUNK = 64 << 10
 
 
 class _Chunk:
@@ -65,6 +71,11 @@ def coalesce(ranges: Sequence[tuple[int, int]], max_span: int) -> list[tuple[int
     return spans
 
 
+def _as_bytes(data: bytes | bytearray) -> bytes:
+    # Transports may fill a bytearray; callers get immutable, hashable bytes.
+    return data if type(data) is bytes else bytes(data)
+
+
 def _covers(parts: list[_Chunk], offset: int, end: int) -> bool:
     """Whether contiguous ``parts`` cover [offset, end) (a guard: never assemble a gap)."""
     if not parts or parts[0].start > offset or parts[-1].end < end:
@@ -90,6 +101,7 @@ class RangeFetcher:
         self._frontier = 0          # end of the last chunk of the train
         self._pos = 0               # end of the sequential reader's last read
         self._last_end = -1         # end of the last read outside the train
+        self._run = 0               # bytes read by the current sequential run
         self.requests = 0           # fetch calls made (for tests and benchmarks)
         self.fetched = 0            # bytes asked of the transport
 
@@ -146,10 +158,10 @@ class RangeFetcher:
                 parts = [c for c in train if c.start < end and c.end > offset]
             else:
                 parts = None
-                sequential = offset == self._last_end
+                self._run = self._run + length if offset == self._last_end else length
                 self._last_end = end
-                if sequential and end < self.size:
-                    # The second read in a row: start fetching ahead of this reader.
+                if self._run >= MIN_RUN and self._run > length and end < self.size:
+                    # A sequential run: start fetching ahead of this reader.
                     self._train = []
                     self._frontier = self._pos = end
                     self._extend_train(end, end)
@@ -162,12 +174,16 @@ class RangeFetcher:
         ``workers`` chunks past it, drop chunks more than one chunk behind ``offset``,
         and return the chunks covering [offset, end)."""
         train = self._train
-        self._pos = max(self._pos, end)
-        target = min(self.size, self._pos + self.workers * self.chunk)
+        if end > self._pos:
+            self._run += end - max(offset, self._pos)
+            self._pos = end
+        ahead = min(self.workers * self.chunk, 2 * self._run)
+        chunk = min(self.chunk, max(MIN_CHUNK, ahead // self.workers))
+        target = min(self.size, self._pos + ahead)
         pool = self._executor()
         while self._frontier < target:
             a = self._frontier
-            b = min(a + self.chunk, self.size)
+            b = min(a + chunk, self.size)
             train.append(_Chunk(a, b, pool.submit(self._counted, a, b - a)))
             self._frontier = b
         parts = [c for c in train if c.start < end and c.end > offset]
@@ -197,7 +213,7 @@ class RangeFetcher:
 
     def _direct(self, offset: int, length: int) -> bytes:
         if length <= self.chunk:
-            return self._counted(offset, length)
+            return _as_bytes(self._counted(offset, length))
         pieces = [(a, min(self.chunk, offset + length - a))
                   for a in range(offset, offset + length, self.chunk)]
         return b"".join(self._parallel(pieces))
@@ -228,5 +244,6 @@ class RangeFetcher:
             mv = memoryview(data)
             for i in idx:
                 off, n = ranges[i]
-                out[i] = data if len(idx) == 1 else mv[off - s_off:off - s_off + n].tobytes()
+                out[i] = _as_bytes(data) if len(idx) == 1 else \
+                    mv[off - s_off:off - s_off + n].tobytes()
         return out

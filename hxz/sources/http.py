@@ -135,6 +135,7 @@ class HttpSource:
         self._ref: _Mirror | None = None
         self._warned: set[str] = set()
         self.size = self._open()
+        self._header = self._ref.probe.header
         # Sockets must not cross nbdkit's fork: connections are made again on first use.
         for m in self._mirrors:
             m.pool.close_all()
@@ -143,6 +144,9 @@ class HttpSource:
 
     # ---------------------------------------------------------------- protocol
     def pread(self, length: int, offset: int) -> bytes:
+        if offset + length <= len(self._header) and offset >= 0:
+            # The header came with the probe at open: no second request for it.
+            return self._header[offset:offset + length]
         return self._fetcher.pread(length, offset)
 
     def preadv(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:

@@ -152,3 +152,25 @@ def test_a_fork_with_chunks_in_flight_does_not_hang_the_child():
         threading.Event().wait(0.02)
     assert os.waitstatus_to_exitcode(status) == 0
     f.close()
+
+
+def test_every_read_returns_bytes_even_from_a_bytearray_transport():
+    data = random.Random(8).randbytes(3 << 20)
+    f = RangeFetcher(lambda o, n: bytearray(data[o:o + n]), len(data), "x", workers=2,
+                     chunk=1 << 20)
+    got = [f.pread(10, 5), f.pread(2 << 20, 0), *f.preadv([(0, 3), (3, 4), (100, 2)]),
+           *f.preadv([(7, 1)])]
+    assert all(type(g) is bytes for g in got)
+    f.close()
+
+
+def test_two_small_adjacent_reads_do_not_start_a_train():
+    """Zero-block checks and index records read a few bytes side by side: nothing ahead."""
+    data = random.Random(9).randbytes(16 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=2 << 20)
+    assert f.pread(204, 709_178) == data[709_178:709_382]
+    assert f.pread(48, 709_382) == data[709_382:709_430]
+    assert f.pread(60, 709_430) == data[709_430:709_490]
+    f.close()
+    assert sum(n for _, n in t.calls) == 204 + 48 + 60
