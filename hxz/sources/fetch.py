@@ -11,8 +11,9 @@ request, with its own retries and failover).  ``RangeFetcher`` turns the reader'
   more in all) gets a readahead train: chunks ahead of it are fetched in the background,
   up to ``workers`` chunks beyond its position, and never more than twice what the run has
   read so far (a short run costs little when it stops).  Reads within a chunk of that
-  position move the train along; chunks more than one chunk behind are dropped, so the memory held is
-  bounded by (workers + 2) x chunk, and a byte of a sequential copy is fetched once.
+  position move the train along; chunks more than one chunk behind are dropped, so the
+  memory held is bounded by (workers + 2) x chunk, and a byte of a sequential copy is
+  fetched once.
   Reads elsewhere (index pages at the end of the file) are served from the train when
   their bytes are already on the way, else straight from the transport, and never move
   the train.
