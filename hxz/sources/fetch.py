@@ -9,14 +9,14 @@ request, with its own retries and failover).  ``RangeFetcher`` turns the reader'
 * ``pread`` of more than ``chunk`` bytes is cut into chunks fetched in parallel.
 * A sequential reader (reads that each start where the previous one ended, 64 KiB or
   more in all) gets a readahead train: chunks ahead of it are fetched in the background,
-  up to ``workers`` chunks beyond its position, and never more than twice what the run has
-  read so far (a short run costs little when it stops).  Reads within a chunk of that
-  position move the train along; chunks more than one chunk behind are dropped, so the
-  memory held is bounded by (workers + 2) x chunk, and a byte of a sequential copy is
-  fetched once.
-  Reads elsewhere (index pages at the end of the file) are served from the train when
-  their bytes are already on the way, else straight from the transport, and never move
-  the train.
+  never more than twice what the run has read so far (a short run costs little when it
+  stops).  Up to four readers are followed at once (nbdcopy copies several regions in
+  parallel); their trains share ``workers`` x ``chunk`` bytes of look-ahead.  Reads
+  within a chunk of a reader's position move its train along; chunks more than one chunk
+  behind are dropped, so the memory held is bounded by (workers + 2 x trains) x chunk,
+  and a byte of a sequential copy is fetched once.  Reads elsewhere (index pages) are
+  served from a train when their bytes are already on the way, else straight from the
+  transport, and never move a train.
 
 Threads are created on first use and after a fork never reused (nbdkit daemonises by
 forking after the archive is opened).
@@ -43,6 +43,8 @@ DEFAULT_MAX_SPAN = 8 << 20
 # (zero-block checks, index records) must not pull megabytes.
 MIN_RUN = 64 << 10
 MIN_CHUNK = 64 << 10
+# Sequential readers followed at once (nbdcopy reads 2-4 regions in parallel).
+MAX_TRAINS = 4
 
 
 class _Chunk:
@@ -52,6 +54,26 @@ class _Chunk:
         self.start = start
         self.end = end
         self.future = future
+
+
+class _Train:
+    """Chunks fetched ahead of one sequential reader."""
+
+    __slots__ = ("chunks", "frontier", "pos", "run")
+
+    def __init__(self, pos: int, run: int) -> None:
+        self.chunks: list[_Chunk] = []
+        self.frontier = pos          # end of the last chunk scheduled
+        self.pos = pos               # end of the reader's last read
+        self.run = run               # bytes the reader has read in sequence
+
+    def covering(self, offset: int, end: int) -> list[_Chunk]:
+        return [c for c in self.chunks if c.start < end and c.end > offset]
+
+    def cancel(self) -> None:
+        for c in self.chunks:
+            c.future.cancel()
+        self.chunks = []
 
 
 def coalesce(ranges: Sequence[tuple[int, int]], max_span: int) -> list[tuple[int, int, list[int]]]:
@@ -77,11 +99,22 @@ def _as_bytes(data: bytes | bytearray) -> bytes:
     return data if type(data) is bytes else bytes(data)
 
 
-def _covers(parts: list[_Chunk], offset: int, end: int) -> bool:
-    """Whether contiguous ``parts`` cover [offset, end) (a guard: never assemble a gap)."""
-    if not parts or parts[0].start > offset or parts[-1].end < end:
-        return False
-    return all(a.end == b.start for a, b in zip(parts, parts[1:], strict=False))
+def _pick(chunks: list[_Chunk], offset: int, end: int) -> list[_Chunk] | None:
+    """Contiguous chunks covering [offset, end), chosen among possibly overlapping ones
+    (each step takes the chunk reaching furthest); None when there is a gap."""
+    chunks = sorted(chunks, key=lambda c: c.start)
+    out: list[_Chunk] = []
+    pos = offset
+    while pos < end:
+        best = None
+        for c in chunks:
+            if c.start <= pos < c.end and (best is None or c.end > best.end):
+                best = c
+        if best is None:
+            return None
+        out.append(best)
+        pos = best.end
+    return out or None
 
 
 class RangeFetcher:
@@ -98,11 +131,11 @@ class RangeFetcher:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = -1
-        self._train: list[_Chunk] = []
-        self._frontier = 0          # end of the last chunk of the train
-        self._pos = 0               # end of the sequential reader's last read
-        self._last_end = -1         # end of the last read outside the train
-        self._run = 0               # bytes read by the current sequential run
+        # One train per sequential reader (nbdcopy reads several regions at once), most
+        # recently used first; and the sequential runs of reads not (yet) in a train,
+        # keyed by where the next read of the run would start.
+        self._trains: list[_Train] = []
+        self._runs: dict[int, int] = {}
         self.requests = 0           # fetch calls made (for tests and benchmarks)
         self.fetched = 0            # bytes asked of the transport
 
@@ -131,9 +164,9 @@ class RangeFetcher:
 
     def close(self) -> None:
         with self._lock:
-            train, self._train = self._train, []
-        for c in train:
-            c.future.cancel()
+            trains, self._trains = self._trains, []
+        for t in trains:
+            t.cancel()
         pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
             pool.shutdown(wait=True, cancel_futures=True)
@@ -148,68 +181,93 @@ class RangeFetcher:
             if self._pool is not None and self._pool_pid != os.getpid():
                 # Forked (nbdkit daemonising) while chunks were on their way: the
                 # threads that would complete them do not exist in this process.
-                self._pool, self._train, self._last_end = None, [], -1
-            train = self._train
-            if train and self._pos - self.chunk <= offset <= self._pos + self.chunk:
-                # The reader carries on: move the train along with it.
-                parts = self._extend_train(offset, end)
-            elif train and train[0].start <= offset and end <= self._frontier:
-                # Bytes already on their way (another thread behind or ahead of the
-                # reader): served from the train, which stays where it is.
-                parts = [c for c in train if c.start < end and c.end > offset]
-            else:
-                parts = None
-                self._run = self._run + length if offset == self._last_end else length
-                self._last_end = end
-                if self._run >= MIN_RUN and self._run > length and end < self.size:
+                self._pool, self._trains, self._runs = None, [], {}
+            parts, followed = self._from_trains(offset, end)
+            if parts is None and not followed:
+                run = self._runs.pop(offset, 0) + length
+                if run >= MIN_RUN and run > length and end < self.size:
                     # A sequential run: start fetching ahead of this reader.
-                    self._train = []
-                    self._frontier = self._pos = end
-                    self._extend_train(end, end)
-        if parts is None or not _covers(parts, offset, end):
+                    t = _Train(end, run)
+                    self._trains.insert(0, t)
+                    while len(self._trains) > MAX_TRAINS:
+                        self._trains.pop().cancel()
+                    self._extend(t, end, end)
+                else:
+                    self._runs[end] = run
+                    while len(self._runs) > 4 * MAX_TRAINS:
+                        del self._runs[next(iter(self._runs))]
+        if parts is None:
             return self._direct(offset, length)
         return self._assemble(parts, offset, end)
 
-    def _extend_train(self, offset: int, end: int) -> list[_Chunk]:
-        """(Lock held.) Advance the reader's position to ``end``, schedule chunks up to
-        ``workers`` chunks past it, drop chunks more than one chunk behind ``offset``,
-        and return the chunks covering [offset, end)."""
-        train = self._train
-        if end > self._pos:
-            self._run += end - max(offset, self._pos)
-            self._pos = end
-        ahead = min(self.workers * self.chunk, 2 * self._run)
-        chunk = min(self.chunk, max(MIN_CHUNK, ahead // self.workers))
-        target = min(self.size, self._pos + ahead)
+    def _from_trains(self, offset: int, end: int) -> tuple[list[_Chunk] | None, bool]:
+        """(Lock held.) Chunks of the trains covering [offset, end) (or None), and whether
+        the read continues a train's reader."""
+        followed = False
+        for i, t in enumerate(self._trains):
+            if t.pos - self.chunk <= offset <= t.pos + self.chunk:
+                # Its reader carries on: move the train along with it.
+                if i:
+                    self._trains.insert(0, self._trains.pop(i))
+                self._extend(t, offset, end)
+                followed = True
+                break
+        # Bytes on their way in any train (the reader's own, or another thread's, or the
+        # next region's when two readers meet) serve the read; it moves no other train.
+        chunks = [c for t in self._trains for c in t.covering(offset, end)]
+        return _pick(chunks, offset, end), followed
+
+    def _extend(self, t: _Train, offset: int, end: int) -> None:
+        """(Lock held.) Advance train ``t``'s reader to ``end``, schedule chunks ahead of
+        it, and drop chunks more than one chunk behind ``offset``."""
+        if end > t.pos:
+            t.run += end - max(offset, t.pos)
+            t.pos = end
+        # The trains share workers x chunk of look-ahead; each gets at most twice what
+        # its run has read.
+        ahead = min(max(self.chunk, self.workers * self.chunk // len(self._trains)),
+                    2 * t.run)
+        # Several requests in flight for one reader; with several readers, in flight
+        # across them, in larger requests.
+        chunk = min(self.chunk, max(MIN_CHUNK,
+                                    ahead // max(1, self.workers // len(self._trains))))
+        target = min(self.size, t.pos + ahead)
+        for o in self._trains:
+            # Never fetch into bytes another reader's train has already fetched: where
+            # one region's reader reaches the next region, that train serves it.
+            if o is not t and o.chunks and t.pos <= o.chunks[0].start:
+                target = min(target, o.chunks[0].start)
         pool = self._executor()
-        while self._frontier < target:
-            a = self._frontier
-            b = min(a + chunk, self.size)
-            train.append(_Chunk(a, b, pool.submit(self._counted, a, b - a)))
-            self._frontier = b
-        parts = [c for c in train if c.start < end and c.end > offset]
+        while t.frontier < target:
+            a = t.frontier
+            b = min(a + chunk, target)
+            t.chunks.append(_Chunk(a, b, pool.submit(self._counted, a, b - a)))
+            t.frontier = b
         # One chunk behind the reader stays: a second thread slightly behind (the
         # reader's own readahead) still finds its bytes.
-        while train and train[0].end <= offset - self.chunk:
-            train.pop(0)
-        return parts
+        while t.chunks and t.chunks[0].end <= offset - self.chunk:
+            t.chunks.pop(0)
 
     def _assemble(self, parts: list[_Chunk], offset: int, end: int) -> bytes:
         out = []
+        pos = offset
         for c in parts:
             try:
                 data = c.future.result()
             except BaseException:
                 with self._lock:
                     # A failed chunk must be fetched again by the next read, not
-                    # replayed as the same error: restart the train.
-                    if c in self._train:
-                        self._train = []
-                        self._last_end = -1
+                    # replayed as the same error: drop its train.
+                    for t in self._trains:
+                        if c in t.chunks:
+                            t.cancel()
+                            self._trains.remove(t)
+                            break
                 raise
-            lo = max(offset, c.start) - c.start
-            hi = min(end, c.end) - c.start
-            out.append(memoryview(data)[lo:hi])
+            # Chunks of two trains may overlap: continue from where the last one ended.
+            hi = min(end, c.end)
+            out.append(memoryview(data)[pos - c.start:hi - c.start])
+            pos = hi
         return out[0].tobytes() if len(out) == 1 else b"".join(out)
 
     def _direct(self, offset: int, length: int) -> bytes:

@@ -174,3 +174,35 @@ def test_two_small_adjacent_reads_do_not_start_a_train():
     assert f.pread(60, 709_430) == data[709_430:709_490]
     f.close()
     assert sum(n for _, n in t.calls) == 204 + 48 + 60
+
+
+def test_interleaved_sequential_readers_each_get_a_train():
+    """nbdcopy copies two or more regions at once, one request from each in turn."""
+    data = random.Random(10).randbytes(32 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=1 << 20)
+    starts = [0, 8 << 20, 16 << 20, 24 << 20]
+    pos = list(starts)
+    out = {s: [] for s in starts}
+    while any(p < s + (8 << 20) for p, s in zip(pos, starts, strict=True)):
+        for i, s in enumerate(starts):
+            if pos[i] < s + (8 << 20):
+                out[s].append(f.pread(256 << 10, pos[i]))
+                pos[i] += 256 << 10
+    f.close()
+    assert b"".join(b"".join(out[s]) for s in starts) == data
+    assert sum(n for _, n in t.calls) <= 1.05 * len(data)
+    assert len(t.calls) < len(data) // (256 << 10)     # fewer, larger requests
+
+
+def test_pick_covers_with_overlapping_chunks_and_reports_gaps():
+    from concurrent.futures import Future
+
+    from hxz.sources.fetch import _Chunk, _pick
+
+    def ch(a, b):
+        return _Chunk(a, b, Future())
+    a, b, c = ch(0, 100), ch(50, 200), ch(200, 300)
+    assert _pick([c, b, a], 10, 250) == [a, b, c]
+    assert _pick([a, c], 10, 250) is None
+    assert _pick([b], 60, 70) == [b]
