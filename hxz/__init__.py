@@ -1,15 +1,23 @@
-"""Pure-Python reader for Hexz ``.hxz`` archives (format: /work/shared/hxz-format.md).
+"""Pure-Python reader for Hexz ``.hxz`` archives (format: docs/hxz-format.md).
 
-Public API (stable contract, see notes/api_hxz.md)::
+Public API::
 
-    archive = hxz.open_archive(path, parent_dirs=(), cache_size=64 << 20)
-    stream = archive.stream("disk")          # or "memory"
+    archive = hxz.open_archive(path_or_source, parent_dirs=(), cache_size=64 << 20,
+                               locator=None, verify="crc")
+    stream = archive.stream("disk")          # or "memory", or hxz.StreamId.MEMORY
     stream.readinto(buf, offset); stream.read(offset, n); stream.extents(offset, n)
+
+A PayloadSource (hxz.source) supplies the archive's bytes: FileSource for a local file,
+or any object with the same four members.
 """
 
-from .archive import Archive, MemberView, Stream, open_archive
+from .archive import Archive, ParentLocator, open_archive
 from .errors import BlockError, FormatError, HxzError, UnsupportedError
 from .manifest import Member
+from .source import FileSource, PayloadSource
+from .stream import MemberView, Stream
+from .streamid import StreamId
 
-__all__ = ["Archive", "BlockError", "FormatError", "HxzError", "Member", "MemberView",
-           "Stream", "UnsupportedError", "open_archive"]
+__all__ = ["Archive", "BlockError", "FileSource", "FormatError", "HxzError", "Member",
+           "MemberView", "ParentLocator", "PayloadSource", "Stream", "StreamId",
+           "UnsupportedError", "open_archive"]

@@ -1,4 +1,4 @@
-"""Exception hierarchy of the .hxz reader (see /work/notes/api_hxz.md).
+"""Exception hierarchy of the .hxz reader.
 
 Every message is a single line that names the file and, where it helps, the offset.
 """

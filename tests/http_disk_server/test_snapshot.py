@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 
 import hexz
 import pytest
 import requests
 
-import hxz
 from tests.support.archives import corrupt
 from tests.support.archives import spec as layout
 from tests.support.diskserver import launch, start_server
-
-# hxz.open_archive(verify=) is engineer A's (PLAN contract 2, branch hxz). Until it is
-# merged these tests must fail, and strict xfail says so; once it is, they run as usual.
-needs_verify = pytest.mark.xfail(
-    "verify" not in inspect.signature(hxz.open_archive).parameters, strict=True,
-    reason="hxz.open_archive(verify=) is not merged yet (branch hxz)")
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +186,6 @@ def test_swapped_record_passes_the_crc_check(swapped, tmp_path):
         assert s.stop() == 0, s.log_text()
 
 
-@needs_verify
 def test_verify_hash_serves_a_good_archive(archives, tmp_path):
     root, disk, memory = archives[0], archives[1], archives[2]
     s = start_server(["--snapshot", str(root / "vm.hxz"), "--verify", "hash"], tmp_path)
@@ -206,7 +197,6 @@ def test_verify_hash_serves_a_good_archive(archives, tmp_path):
         assert s.stop() == 0, s.log_text()
 
 
-@needs_verify
 def test_verify_hash_refuses_a_record_pointing_at_another_payload(swapped, tmp_path):
     path, data, (start, length), _ = swapped
     s = start_server(["--snapshot", str(path), "--verify", "hash"], tmp_path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from hxz.cache import LRUCache
 
 
@@ -61,10 +63,9 @@ def test_failed_loader_lets_waiters_retry():
         attempts.append(1)
         raise OSError("boom")
 
-    try:
+    with pytest.raises(OSError, match="boom"):
         c.get_or_load("k", bad)
-    except OSError:
-        pass
+    assert attempts == [1]
     assert c.get_or_load("k", lambda: b"ok") == b"ok"
     assert c._inflight == {}
 

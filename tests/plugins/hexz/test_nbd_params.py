@@ -87,3 +87,29 @@ def test_fifo_refused_not_hung(tmp_path):
     os.mkfifo(fifo)
     r = try_start(tmp_path, fifo, timeout=15)
     assert_one_clear_line(r, "pipe.hxz")
+
+
+@pytest.mark.parametrize("value", ["memory", "secondary"])
+def test_memory_stream_missing_refused(cat, tmp_path, value):
+    """A single-file archive has no memory stream: serving it would be a 0-byte export."""
+    r = try_start(tmp_path, cat["random"].path, f"stream={value}")
+    assert_one_clear_line(r, "memory", cat["random"].path.name)
+
+
+@pytest.mark.parametrize("params", [("stream=disk", "stream=memory"), ("cache=1M", "cache=2M"),
+                                    ("readahead=off", "readahead=on"),
+                                    ("threads=parallel", "threads=parallel")])
+def test_parameter_given_twice_refused(cat, tmp_path, params):
+    r = try_start(tmp_path, cat["dir"].path, *params)
+    assert_one_clear_line(r, params[0].split("=")[0], "twice")
+
+
+def test_file_given_twice_refused(cat, tmp_path):
+    r = try_start(tmp_path, cat["dir"].path, f"file={cat['random'].path}")
+    assert_one_clear_line(r, "file", "twice")
+
+
+def test_parent_dir_may_repeat(cat, tmp_path):
+    r = try_start(tmp_path, cat["thin"].path, f"parent-dir={tmp_path}",
+                  f"parent-dir={cat['thin_base'].path.parent}")
+    assert r.returncode == 0, r.stderr

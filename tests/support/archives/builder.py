@@ -1,18 +1,18 @@
 """Builds .hxz files byte by byte from the spec (hxz-format.md), for unit tests.
 
 hexz 0.8.2 never writes zero records, several pages per small stream, dictionaries or
-multi-parent headers, so these tests craft them.  The hash field is opaque to the reader
-(it only compares hashes), so blake2s stands in for BLAKE3 here.
+multi-parent headers, so these tests craft them.  Records carry the real BLAKE3 of their
+content, as hexz writes it: the reader checks it for zero records and with verify="hash".
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 import zlib
 from dataclasses import dataclass, field
 
+import blake3
 import lz4.block
 import zstandard
 
@@ -20,7 +20,7 @@ PARENT_REF = 0xFFFFFFFFFFFFFFFF
 
 
 def h32(data: bytes) -> bytes:
-    return hashlib.blake2s(data).digest()
+    return blake3.blake3(data).digest()
 
 
 def compress(data: bytes, compression: str, zdict: zstandard.ZstdCompressionDict | None = None
