@@ -18,10 +18,15 @@ from .settings import REMOTE_KEYS, ParamError, RemoteSettings
 __all__ = ["REMOTE_KEYS", "ParamError", "RemoteConfig"]
 
 
+# Keys that may be given more than once: more mirrors, more parent mappings.
+REPEATABLE = {"url", "parent-url"}
+
+
 class RemoteConfig:
     def __init__(self, log: Callable[[str], None] = stderr_log) -> None:
         self.settings = RemoteSettings()
         self.log = log
+        self._given: set[str] = set()
 
     @staticmethod
     def accepts(key: str) -> bool:
@@ -29,11 +34,19 @@ class RemoteConfig:
 
     def apply(self, key: str, value: str) -> None:
         """One parameter; raises ParamError (a ValueError) with a one-line message."""
+        if key in self._given and key not in REPEATABLE:
+            raise ParamError(f"{key}= given twice (url= and parent-url= may be repeated)")
+        self._given.add(key)
         self.settings.apply(key, value)
 
     @property
     def urls(self) -> list[str]:
         return self.settings.urls
+
+    @property
+    def needed(self) -> bool:
+        """Whether the archive or a parent is remote (else the local path is unchanged)."""
+        return bool(self.settings.urls or self.settings.parent_urls)
 
     def check(self, file: str | None) -> None:
         """Checks across parameters, for config_complete. Raises ParamError."""
@@ -41,6 +54,9 @@ class RemoteConfig:
             raise ParamError("file= and url= are exclusive: give one of them")
         if not file and not self.urls:
             raise ParamError("file=SNAPSHOT.hxz or url=URL[,URL...] is required")
+        if self._given - {"url", "parent-url"} and not self.urls and \
+                not self.settings.parent_urls:
+            raise ParamError(f"{sorted(self._given)[0]}= applies to url= or parent-url= only")
         self.settings.finish()
 
     def open(self, file: str | None, parent_dirs: Sequence[str] = (),
@@ -59,3 +75,20 @@ class RemoteConfig:
             if target is not file:
                 target.close()
             raise
+
+    def open_for(self, plugin_settings):
+        """Open what the hexz plugin's settings (hxz.settings.PluginSettings) and these
+        remote parameters name, with the same checks as the local path."""
+        from hxz.errors import FormatError
+        from hxz.streamid import StreamId
+
+        s = plugin_settings
+        self.check(s.file)
+        if not self.needed:
+            return s.open()
+        archive = self.open(s.file, s.parent_dirs, s.cache, verify=s.verify)
+        if s.stream is StreamId.MEMORY and not archive.has_stream(s.stream):
+            archive.close()
+            raise FormatError(f"{archive.path}: stream={s.stream_word}: the archive has no "
+                              f"{s.stream.label} stream")
+        return archive
