@@ -44,6 +44,13 @@ class Stream:
         self.readinto(buf, offset)
         return bytes(buf)
 
+    def prefetch(self, offset: int, length: int) -> None:
+        """Decompress [offset, offset+length) into the block cache (an NBD cache request);
+        a block that cannot be produced raises BlockError."""
+        self._check(offset, length)
+        if length:
+            self.archive.prefetch(self.sid, self._base + offset, length)
+
     def extents(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
         """(start, length, is_zero) runs from ``offset`` covering part or all of the range."""
         self._check(offset, length)

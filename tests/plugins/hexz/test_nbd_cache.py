@@ -46,8 +46,10 @@ def test_cache_request_prefetches_into_the_block_cache(cat, tmp_path):
 
 
 def test_readahead_filter_works_without_warning(cat, tmp_path):
+    """nbdkit's readahead filter prefetches from a background thread with cache requests,
+    so it needs NBD_CMD_CACHE and the PARALLEL thread model (threads=parallel)."""
     fx = cat["text"]
-    srv = Server(tmp_path / "srv", fx.path, extra=["--filter=readahead"])
+    srv = Server(tmp_path / "srv", fx.path, "threads=parallel", extra=["--filter=readahead"])
     try:
         with srv.client() as c:
             step = 256 << 10
