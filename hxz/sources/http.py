@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from multihttp import request as http_request
 from multihttp.errors import FinalError, ServerFault, status_error
@@ -140,7 +141,7 @@ class HttpSource:
         for m in self._mirrors:
             m.pool.close_all()
         self._fetcher = RangeFetcher(self._fetch, self.size, self.name,
-                                     workers=p.connections)
+                                     workers=p.connections, fetch_into=self._fetch_into)
 
     # ---------------------------------------------------------------- protocol
     def pread(self, length: int, offset: int) -> bytes:
@@ -151,6 +152,10 @@ class HttpSource:
 
     def preadv(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         return self._fetcher.preadv(ranges)
+
+    def readinto(self, buf: Any, offset: int) -> int:
+        """Optional member the reader uses when present: bytes land in its buffer."""
+        return self._fetcher.readinto(buf, offset)
 
     def close(self) -> None:
         self._fetcher.close()
@@ -270,25 +275,26 @@ class HttpSource:
 
     # ------------------------------------------------------------------ reading
     def _fetch(self, offset: int, length: int) -> bytearray:
+        buf = bytearray(length)
+        self._fetch_into(offset, memoryview(buf))
+        return buf
+
+    def _fetch_into(self, offset: int, mv: memoryview) -> None:
+        """Fill ``mv`` with the object's bytes at ``offset``, failing over as needed."""
         if self._pid != os.getpid():
             # Keep-alive connections made before a fork are shared with the parent.
             self._pid = os.getpid()
             for m in self._mirrors:
                 m.pool.close_all()
-        buf = bytearray(length)
-        mv = memoryview(buf)
+        length = len(mv)
 
         def fn(conn: Connection, m: _Mirror) -> None:
             self._get(conn, m, mv, offset)
         try:
             self._run(offset, length, fn)
-        except ObjectChanged as e:
+        except FinalError as e:     # ObjectChanged included: never another mirror
             raise BlockError(f"{self.name}: bytes {offset}-{offset + length - 1}: {e}") \
                 from None
-        except FinalError as e:
-            raise BlockError(f"{self.name}: bytes {offset}-{offset + length - 1}: {e}") \
-                from None
-        return buf
 
     def _get(self, conn: Connection, m: _Mirror, mv: memoryview, offset: int) -> None:
         """One ranged GET into ``mv``, checked strictly (see the module docstring)."""

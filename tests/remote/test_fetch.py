@@ -206,3 +206,26 @@ def test_pick_covers_with_overlapping_chunks_and_reports_gaps():
     assert _pick([c, b, a], 10, 250) == [a, b, c]
     assert _pick([a, c], 10, 250) is None
     assert _pick([b], 60, 70) == [b]
+
+
+def test_readinto_fills_the_callers_buffer_sequential_and_scattered():
+    data = random.Random(11).randbytes(20 << 20)
+    t = Transport(data)
+
+    def into(offset: int, mv: memoryview) -> None:
+        mv[:] = t(offset, len(mv))
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=1 << 20, fetch_into=into)
+    buf = bytearray(3 << 20)
+    pos, rng = 0, random.Random(12)
+    while pos < len(data):
+        n = rng.randrange(1, 3 << 20)
+        got = f.readinto(memoryview(buf)[:n], pos)
+        assert got == min(n, len(data) - pos)
+        assert buf[:got] == data[pos:pos + got], pos
+        pos += got
+    assert sum(n for _, n in t.calls) <= 1.05 * len(data)     # the sequential pass
+    for _ in range(50):
+        o, n = rng.randrange(len(data)), rng.randrange(1, 5 << 20)
+        got = f.readinto(memoryview(buf)[:min(n, len(buf))], o)
+        assert buf[:got] == data[o:o + got]
+    f.close()
