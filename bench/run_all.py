@@ -17,11 +17,13 @@ FULL = {
     "bench_hexz.py": [],
     "bench_server.py": [],
     "bench_multihttp.py": [],
+    "bench_remote.py": [],
 }
 QUICK = {
     "bench_hexz.py": ["--quick", "--no-results"],
     "bench_server.py": ["--size-mib", "64", "--runs", "3", "--no-record"],
     "bench_multihttp.py": ["--size", "64M", "--repeat", "1", "--seconds", "1", "--no-results"],
+    "bench_remote.py": ["--size", "64M", "--small-size", "32M", "--runs", "2", "--no-results"],
 }
 
 
