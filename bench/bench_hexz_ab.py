@@ -76,8 +76,9 @@ def main() -> None:
     work = Path(args.workdir).resolve()
     paths = bench_hexz.prepare(work, parse_size(args.size, "--size"),
                                parse_size(args.small_size, "--small-size"), 1 << 20)
-    label = {"A": " ".join([Path(args.a_plugin).name, *args.a_params]),
-             "B": " ".join([Path(args.b_plugin).name, *args.b_params])}
+    # a plugin is named by its checkout's folder, so two trees tell apart
+    label = {"A": " ".join([Path(args.a_plugin).resolve().parents[1].name, *args.a_params]),
+             "B": " ".join([Path(args.b_plugin).resolve().parents[1].name, *args.b_params])}
     rows = []
     for image in ("large", "small"):
         archive = paths[f"{image}.lz4.hxz"]

@@ -18,12 +18,14 @@ FULL = {
     "bench_server.py": [],
     "bench_multihttp.py": [],
     "bench_s3.py": [],
+    "bench_remote.py": [],
 }
 QUICK = {
     "bench_hexz.py": ["--quick", "--no-results"],
     "bench_server.py": ["--size-mib", "64", "--runs", "3", "--no-record"],
     "bench_multihttp.py": ["--size", "64M", "--repeat", "1", "--seconds", "1", "--no-results"],
     "bench_s3.py": ["--size-mib", "32", "--runs", "2", "--ranges", "32", "--no-record"],
+    "bench_remote.py": ["--size", "64M", "--small-size", "32M", "--runs", "2", "--no-results"],
 }
 
 

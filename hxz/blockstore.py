@@ -118,16 +118,19 @@ class BlockStore:
             self.check_hash(page, k, data)
         return data
 
-    def check_hash(self, page: Page, k: int, data: Any) -> None:
-        """verify=hash: the BLAKE3 of record k's block must be the record's."""
+    def check_hash(self, page: Page, k: int, data: Any, *, cached: bool = True) -> None:
+        """verify=hash: the BLAKE3 of record k's block must be the record's.  A block that
+        goes to the cache is remembered as vouched for by this hash, so later uses by
+        records with the same hash (dedup) skip the work."""
         want = page.hash(k)
         got = digest.blake3(data)
         if got != want:
             raise BlockError(f"{self.where(page, k)}: BLAKE3 mismatch (record "
                              f"{want.hex()[:16]}..., block {got.hex()[:16]}...)")
-        if len(self._verified) > 1 << 20:
-            self._verified.clear()
-        self._verified[page.offs[k]] = want
+        if cached:
+            if len(self._verified) > 1 << 20:
+                self._verified.clear()
+            self._verified[page.offs[k]] = want
 
     def payload(self, page: Page, k: int) -> bytes:
         """Record k's stored bytes; a short read names the record."""

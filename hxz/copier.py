@@ -109,7 +109,7 @@ class Copier:
                 if data is not None and len(data) != n:
                     data = None
                 if data is not None and verify_hash:
-                    self._store.check_hash(page, k, data)
+                    self._store.check_hash(page, k, data, cached=False)
             if data is None:
                 data = self._store.check_and_decode(page, k, payload)
             rel += ln

@@ -45,7 +45,8 @@ class Stream:
         return bytes(buf)
 
     def prefetch(self, offset: int, length: int) -> None:
-        """Decode [offset, offset+length) into the block cache (NBD_CMD_CACHE)."""
+        """Decompress [offset, offset+length) into the block cache (an NBD cache request);
+        a block that cannot be produced raises BlockError."""
         self._check(offset, length)
         if length:
             self.archive.prefetch(self.sid, self._base + offset, length)

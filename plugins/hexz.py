@@ -6,6 +6,13 @@
   nbdkit python plugins/hexz.py file=SNAPSHOT.hxz [stream=disk|memory] [cache=SIZE]
          [parent-dir=DIR]... [readahead=on|off|SIZE] [threads=serialize|parallel]
          [verify=crc|hash]
+  nbdkit python plugins/hexz.py url=URL[,URL...] [same parameters] [user=U]
+         [password=P|-|+FILE|-FD] [cafile=F] [insecure=true] [timeout=S]
+         [connect-timeout=S] [retries=N] [retry-delay=S] [connections=N]
+         [endpoint-url=URL] [region=R] [access-key=K] [secret-key=S|+FILE]
+         [parent-url=NAME=URL]...
+
+url= takes http(s):// mirrors of one archive or one s3://BUCKET/KEY (hxz/sources/).
 
 The default export is the chosen stream; each member of a directory archive is also an
 export named by its manifest path.  Every callback delegates to the ``hxz`` package: the
@@ -36,6 +43,7 @@ import nbdkit  # noqa: E402
 
 import hxz  # noqa: E402
 from hxz.settings import PluginSettings  # noqa: E402
+from hxz.sources.glue import RemoteConfig  # noqa: E402
 from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
 from nbdsuite.version import VERSION  # noqa: E402
 
@@ -46,6 +54,7 @@ MAX_LISTED = 9999
 ZERO = nbdkit.EXTENT_HOLE | nbdkit.EXTENT_ZERO
 
 settings = PluginSettings()
+remote = RemoteConfig()      # url=, the HTTP client's and S3's parameters, parent-url=
 archive = None
 
 
@@ -85,13 +94,16 @@ def dump_plugin():
 
 def config(key, value):
     with _refuse_on_error():
-        settings.set(key, value)
+        if remote.accepts(key):
+            remote.apply(key, value)
+        else:
+            settings.set(key, value)
 
 
 def config_complete():
     global archive
     with _refuse_on_error():
-        archive = settings.open()
+        archive = remote.open_for(settings)
 
 
 def thread_model():
