@@ -43,7 +43,7 @@ import nbdkit  # noqa: E402
 
 import hxz  # noqa: E402
 from hxz.settings import PluginSettings  # noqa: E402
-from hxz.sources.glue import RemoteConfig  # noqa: E402
+from hxz.sources.glue import REMOTE_KEYS, RemoteConfig  # noqa: E402
 from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
 from nbdsuite.version import VERSION  # noqa: E402
 
@@ -82,7 +82,8 @@ def dump_plugin():
     from hxz import digest, native
     print(f"hexz_version={VERSION}")
     print(f"hexz_package={os.path.dirname(hxz.__file__)}")
-    print("hexz_parameters=file,stream,cache,parent-dir,readahead,threads,verify")
+    local = ("file", "stream", "cache", "parent-dir", "readahead", "threads", "verify")
+    print(f"hexz_parameters={','.join(local + REMOTE_KEYS)}")
     print("hexz_codecs=lz4,zstd")
     print(f"hexz_native={'liblz4,libdeflate' if native.AVAILABLE else 'none'}")
     try:
