@@ -31,10 +31,12 @@ from nbdsuite.sizes import parse_size  # noqa: E402
 GiB = 1 << 30
 
 
-def measure(work: Path, archive: Path, sides: dict[str, list[str]], runs: int
-            ) -> dict[str, tuple[list[float], list[float]]]:
-    """(wall seconds, CPU seconds) per run for each side, runs alternated."""
-    servers = {name: hm.NbdkitServer(work, f"ab-{name}", argv) for name, argv in sides.items()}
+def measure(work: Path, archive: Path, sides: dict[str, tuple[list[str], list[str]]],
+            runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """(wall seconds, CPU seconds) per run for each side (plugin argv, nbdkit options),
+    runs alternated."""
+    servers = {name: hm.NbdkitServer(work, f"ab-{name}", argv, opts)
+               for name, (argv, opts) in sides.items()}
     out: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in sides}
     try:
         for srv in servers.values():       # one warm-up run each (page cache, imports)
@@ -72,18 +74,25 @@ def main() -> None:
     ap.add_argument("--b-plugin", default=hm.PLUGIN)
     ap.add_argument("--a-params", nargs="*", default=[], help="plugin parameters of side A")
     ap.add_argument("--b-params", nargs="*", default=[], help="plugin parameters of side B")
+    ap.add_argument("--a-nbdkit", nargs="*", default=[], help="nbdkit options of side A, "
+                    "given as --a-nbdkit=--filter=readahead")
+    ap.add_argument("--b-nbdkit", nargs="*", default=[], help="nbdkit options of side B")
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     paths = bench_hexz.prepare(work, parse_size(args.size, "--size"),
                                parse_size(args.small_size, "--small-size"), 1 << 20)
     # a plugin is named by its checkout's folder, so two trees tell apart
-    label = {"A": " ".join([Path(args.a_plugin).resolve().parents[1].name, *args.a_params]),
-             "B": " ".join([Path(args.b_plugin).resolve().parents[1].name, *args.b_params])}
+    label = {"A": " ".join([*args.a_nbdkit, Path(args.a_plugin).resolve().parents[1].name,
+                            *args.a_params]),
+             "B": " ".join([*args.b_nbdkit, Path(args.b_plugin).resolve().parents[1].name,
+                            *args.b_params])}
     rows = []
     for image in ("large", "small"):
         archive = paths[f"{image}.lz4.hxz"]
-        sides = {"A": ["python", args.a_plugin, f"file={archive}", *args.a_params],
-                 "B": ["python", args.b_plugin, f"file={archive}", *args.b_params]}
+        sides = {"A": (["python", args.a_plugin, f"file={archive}", *args.a_params],
+                       args.a_nbdkit),
+                 "B": (["python", args.b_plugin, f"file={archive}", *args.b_params],
+                       args.b_nbdkit)}
         got = measure(work, archive, sides, args.runs)
         size = paths[f"{image}.img"].stat().st_size
         rows += [(f"{image} LZ4", f"{s}: {label[s]}", size, *got[s]) for s in ("A", "B")]
