@@ -141,10 +141,17 @@ class S3App:
         if overrides and not signed:
             raise S3Error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "Request specific "
                           "response headers cannot be used for anonymous GET requests.")
-        obj = self._catalog.lookup(key)
+        obj = self._catalog.acquire(key)
         if obj is None:
             raise S3Error(HTTPStatus.NOT_FOUND, "NoSuchKey", "The specified key does not "
                           "exist.", {"Key": key})
+        try:
+            self._get(req, resp, obj, overrides, ids)
+        finally:
+            self._catalog.release(obj)
+
+    def _get(self, req: Request, resp: Response, obj: S3Object, overrides: dict[str, str],
+             ids: dict[str, str]) -> None:
         headers = dict(ids)
         headers.update({"ETag": obj.etag, "Last-Modified": conditions.http_date(obj.mtime),
                         "Accept-Ranges": "bytes"})

@@ -217,3 +217,34 @@ def test_sigterm_finishes_reads_in_flight(small, tmp_path):
     except OSError:
         pass
     assert r is None
+
+
+def test_replaced_files_are_closed_not_leaked(small, tmp_path):
+    """Each replacement of a served file or archive releases the old one once no request
+    reads it: the server's open descriptors stay flat."""
+    root, keys, creds = small
+    _pack(tmp_path / "src", os.urandom(100_000), root / "vm.hxz")
+    (root / "raw.img").write_bytes(os.urandom(50_000))
+    s = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path)
+    try:
+        s3 = client(s.url, keys)
+
+        def fds() -> int:
+            return len(os.listdir(f"/proc/{s.pid}/fd"))
+
+        def round_trip(i: int) -> None:
+            data, raw = os.urandom(100_000), os.urandom(50_000)
+            _pack(tmp_path / "src", data, root / "vm.hxz")
+            tmp = root / ".raw.tmp"
+            tmp.write_bytes(raw)
+            os.replace(tmp, root / "raw.img")
+            assert s3.get_object(Bucket="images", Key="vm.hxz/disk")["Body"].read() == data
+            assert s3.get_object(Bucket="images", Key="raw.img")["Body"].read() == raw
+
+        round_trip(0)
+        before = fds()
+        for i in range(1, 25):
+            round_trip(i)
+        assert fds() <= before + 2, (before, fds())
+    finally:
+        assert s.stop() == 0, s.log_text()
