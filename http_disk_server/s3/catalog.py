@@ -89,8 +89,11 @@ class Source:
         self.retired = False
 
     def etag(self, key: str) -> str:
+        """An opaque version tag. S3 clients (rclone, s3cmd) take a 32-hex-digit ETag for
+        the MD5 of the content and check it; the "-1" suffix of a multipart ETag tells
+        them it is not one, and computing a real MD5 would mean reading the whole stream."""
         digest = hashlib.md5(f"{key}\0{self.version}".encode(), usedforsecurity=False)
-        return f'"{digest.hexdigest()}"'
+        return f'"{digest.hexdigest()}-1"'
 
     def current_version(self) -> Version | None:
         """The version on disk now (None: gone or no longer a plain file)."""
