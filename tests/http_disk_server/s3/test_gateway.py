@@ -286,3 +286,20 @@ def test_a_read_in_flight_keeps_its_version_while_the_file_is_replaced(small, tm
         assert len(body) == len(old) and body == old
     finally:
         assert s.stop() == 0, s.log_text()
+
+
+def test_verify_hash_applies_to_every_archive(small, tmp_path):
+    root, keys, creds = small
+    data = os.urandom(700_000)
+    _pack(tmp_path / "src", data, root / "vm.hxz")
+    s = start_server(["--s3", str(root), "--credentials", str(creds), "--verify", "hash"],
+                     tmp_path)
+    try:
+        s3 = client(s.url, keys)
+        assert s3.get_object(Bucket="images", Key="vm.hxz/disk")["Body"].read() == data
+    finally:
+        assert s.stop() == 0, s.log_text()
+    p = launch(["--disk", str(root / "vm.hxz"), "--credentials", str(creds), "--port", "0"],
+               tmp_path, "mixed")
+    assert p.wait(15) == 1
+    assert "go with --s3" in (tmp_path / "mixed.stderr").read_text()
