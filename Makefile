@@ -6,12 +6,12 @@ DEB_PACKAGES := nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd qemu-utils
 	nbd-client python3-zstandard python3-lz4 python3-requests python3-venv \
 	python3-pip e2fsprogs curl nginx-light openssl util-linux \
 	liblz4-1 libdeflate0 strace python3-prometheus-client python3-docutils \
-	man-db systemd awscli python3-boto3 rclone
+	man-db systemd awscli python3-botocore python3-boto3 python3-matplotlib rclone
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv demo test lint bench clean install uninstall
+.PHONY: all deps venv moto-venv demo test lint bench clean install uninstall
 
 all: test
 
@@ -37,10 +37,22 @@ $(STAMP): setup.cfg pyproject.toml | deps
 
 venv: deps $(STAMP)
 
+# moto, the S3 server of tests/remote, in a virtual environment of its own without
+# system site packages: its newer cryptography breaks Debian's python3-openssl when the
+# two share an interpreter. The tests start it as a process (.venv-moto/bin/moto_server).
+MOTO_VENV := .venv-moto
+MOTO_STAMP := $(MOTO_VENV)/.installed
+$(MOTO_STAMP): | deps
+	test -x $(MOTO_VENV)/bin/python || /usr/bin/python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5'
+	touch $(MOTO_STAMP)
+
+moto-venv: deps $(MOTO_STAMP)
+
 demo: venv
 	$(PY) scripts/demo.py
 
-test: venv
+test: venv moto-venv
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 lint: venv
@@ -69,4 +81,4 @@ uninstall:
 	/usr/bin/python3 scripts/install.py uninstall $(INSTALL_ARGS)
 
 clean:
-	rm -rf $(VENV) demo-work bench/work *.egg-info
+	rm -rf $(VENV) $(MOTO_VENV) demo-work bench/work *.egg-info

@@ -2,18 +2,22 @@
 
 Public API::
 
-    archive = hxz.open_archive(path, parent_dirs=(), cache_size=64 << 20, verify="crc")
-    stream = archive.stream("disk")          # or "memory" (aliases primary, secondary)
+    archive = hxz.open_archive(path_or_source, parent_dirs=(), cache_size=64 << 20,
+                               locator=None, verify="crc")
+    stream = archive.stream("disk")          # or "memory", or hxz.StreamId.MEMORY
     stream.readinto(buf, offset); stream.read(offset, n); stream.extents(offset, n)
-    stream.prefetch(offset, n)               # warm the block cache (NBD_CMD_CACHE)
+
+A PayloadSource (hxz.source) supplies the archive's bytes: FileSource for a local file,
+or any object with the same four members.
 """
 
-from .archive import Archive, MemberView, Stream, open_archive
-from .digest import VERIFY_MODES, check_verify_mode
+from .archive import VERIFY_MODES, Archive, ParentLocator, open_archive
 from .errors import BlockError, FormatError, HxzError, UnsupportedError
 from .manifest import Member
-from .streams import StreamId, stream_id
+from .source import FileSource, PayloadSource
+from .stream import MemberView, Stream
+from .streamid import StreamId
 
-__all__ = ["VERIFY_MODES", "Archive", "BlockError", "FormatError", "HxzError", "Member",
-           "MemberView", "Stream", "StreamId", "UnsupportedError", "check_verify_mode",
-           "open_archive", "stream_id"]
+__all__ = ["VERIFY_MODES", "Archive", "BlockError", "FileSource", "FormatError", "HxzError",
+           "Member", "MemberView", "ParentLocator", "PayloadSource", "Stream", "StreamId",
+           "UnsupportedError", "open_archive"]

@@ -1,167 +1,155 @@
-"""Archive, Stream and member views: opening, validation and the public API.
+"""An opened archive: its parts, its parents, and the public reading API.
 
-Memory at open is the header, the master index (28 bytes per index page) and the
-manifest.  Index pages are loaded on demand through a bounded page cache; decompressed
-blocks go through a bounded block cache shared by the whole parent chain and keyed by
-(archive token, payload offset) so deduplicated records share one entry.  The read path
-lives in blockio.py, parent resolution in parents.py, block status in extents.py.
+An :class:`Archive` holds parts rather than being them: the payload source, a
+:class:`~hxz.pages.PageTable` (index pages and the one range walk), a
+:class:`~hxz.blockstore.BlockStore` (source, codec, block cache, the one check-and-decode),
+a :class:`~hxz.parents.ParentChain` for thin archives and a :class:`~hxz.extents.ZeroMap`
+for block status.  One NBD read goes ``Stream.readinto`` -> ``Archive.readinto`` ->
+``PageTable.walk`` -> ``Copier.copy`` -> ``BlockStore.blocks`` (or its bulk path) ->
+``PayloadSource.pread``.
+
+Caches are shared by an archive and its parents: index pages, and decompressed blocks keyed
+by (archive token, payload offset) so deduplicated records share one entry.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import stat
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .blockio import BlockReader
+from . import digest
+from .blockstore import BlockStore
 from .cache import LRUCache
 from .chain import MAX_DEPTH, find_parent
-from .codecs import make_decoder
-from .digest import check_verify_mode
-from .errors import FormatError, HxzError, UnsupportedError
-from .extents import ZeroExtents
-from .header import HEADER_SIZE, parse_header
-from .index import Page, StreamIndex, check_stream_end, decode_page, parse_master_index
-from .manifest import MAX_MANIFEST, Member, parse_manifest
-from .parents import ParentResolver
+from .copier import Copier
+from .errors import BlockError, FormatError, HxzError
+from .extents import ZeroMap
+from .index import Page
+from .layout import read_layout
+from .manifest import Member
+from .pages import PageTable
+from .parents import HashIndex, ParentChain
 from .readahead import Readahead
-from .streams import StreamId, stream_id
+from .source import FileSource, PayloadSource
+from .stream import MemberView, Stream
+from .streamid import StreamId, stream_id
 
-__all__ = ["Archive", "Stream", "MemberView", "open_archive"]
+__all__ = ["Archive", "ParentLocator", "VERIFY_MODES", "open_archive"]
 
+VERIFY_MODES = ("crc", "hash")
+# (parent path recorded in the child's header, the child's source) -> the parent's source,
+# or None to fall back to the local search (parent_dirs).
+ParentLocator = Callable[[str, PayloadSource], "PayloadSource | None"]
 _tokens = itertools.count(1)
-MAX_DICTIONARY = 64 << 20
-# Readahead only pays when most work is GIL-free codec/CRC time: large average blocks.
-READAHEAD_MIN_AVG_BLOCK = 64 << 10
 
 
-def _page_size(page: Page) -> int:
-    return page.nbytes
-
-
-class _Shared:
+class _Caches:
     """Caches shared by an archive and its parents."""
 
     def __init__(self, cache_size: int) -> None:
         page_budget = max(cache_size // 4, 4 << 20)
-        self.pages = LRUCache(page_budget, _page_size)
+        self.pages = LRUCache(page_budget, lambda page: page.nbytes)
         self.blocks = LRUCache(max(cache_size - page_budget, 1 << 20))
 
 
-class Archive(BlockReader, ParentResolver, ZeroExtents):
-    """An opened .hxz file (use :func:`open_archive`)."""
+class Archive:
+    """An opened .hxz archive (use :func:`open_archive`); it owns ``source``."""
 
-    def __init__(self, path: str, parent_dirs: Sequence[str] = (), cache_size: int = 64 << 20,
-                 *, verify: str = "crc", _shared: _Shared | None = None,
+    def __init__(self, source: PayloadSource, parent_dirs: Sequence[str] = (),
+                 cache_size: int = 64 << 20, *, locator: ParentLocator | None = None,
+                 verify: str = "crc", _caches: _Caches | None = None,
                  _chain: tuple[str, ...] = ()) -> None:
-        self.path = str(path)
-        self.verify = check_verify_mode(verify)
-        self.verify_hash = verify == "hash"
-        self._shared = _shared or _Shared(cache_size)
-        self._token = next(_tokens)
-        self._fd = -1
+        if verify not in VERIFY_MODES:
+            raise ValueError(f"verify={verify!r}: expected crc or hash")
+        self.source = source
+        self.path = source.name
+        self.verify = verify
         self.parents: list[Archive] = []
-        self._hashmap: dict[bytes, int] | None = None
-        self._hash_lock = threading.Lock()
-        self._zero_verdicts: dict[int, bool] = {}
         self._readahead: Readahead | None = None
         self._ra_lock = threading.Lock()
         try:
-            # O_NONBLOCK: opening a FIFO by mistake must fail fast, not wait for a writer.
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError as e:
-            raise FormatError(f"{self.path}: cannot open: {e.strerror}") from None
-        try:
-            self._open(list(parent_dirs), _chain)
+            self._open(_caches or _Caches(cache_size), list(parent_dirs), locator, _chain)
         except BaseException:
             self.close()
             raise
 
-    # ----------------------------------------------------------------- opening
-    def _open(self, parent_dirs: list[str], chain: tuple[str, ...]) -> None:
-        st = os.fstat(self._fd)
-        if stat.S_ISREG(st.st_mode):
-            self.file_size = st.st_size
-        elif stat.S_ISBLK(st.st_mode):
-            self.file_size = os.lseek(self._fd, 0, os.SEEK_END)
-        else:
-            raise FormatError(f"{self.path}: not a regular file or block device")
-        h = parse_header(os.pread(self._fd, HEADER_SIZE, 0), self.path)
-        self.header = h
-        self.compression = h.compression
-        prim, sec = parse_master_index(self._pread, self.path, h.index_offset, self.file_size)
-        self._streams: tuple[StreamIndex, StreamIndex] = (prim, sec)
-        self._check_stream_sizes()
-        dict_bytes = None
-        if h.dictionary is not None:
-            off, ln = h.dictionary
-            if h.compression != "zstd":
-                raise UnsupportedError(f"{self.path}: LZ4 archive with a dictionary at offset "
-                                       f"{off} is not a supported layout")
-            if off < HEADER_SIZE or off + ln > h.index_offset or ln > MAX_DICTIONARY:
-                raise FormatError(f"{self.path}: dictionary [{off}, {off + ln}) lies outside "
-                                  f"the data region")
-            dict_bytes = self._pread(off, ln)
-            if len(dict_bytes) != ln:
-                raise FormatError(f"{self.path}: dictionary at offset {off} truncated")
+    def _open(self, caches: _Caches, parent_dirs: list[str], locator: ParentLocator | None,
+              chain: tuple[str, ...]) -> None:
+        if self.verify == "hash":
+            try:
+                digest.require()
+            except digest.MissingBlake3 as e:
+                raise FormatError(f"{self.path}: verify=hash: {e}") from None
         try:
-            self._decode = make_decoder(h.compression, dict_bytes)
-        except Exception as e:  # zstandard rejects a malformed dictionary
-            raise FormatError(f"{self.path}: unusable zstd dictionary: {e}") from None
-        self._members: list[Member] = []
-        if h.metadata is not None:
-            off, ln = h.metadata
-            if off < h.index_offset or off + ln > self.file_size or ln > MAX_MANIFEST:
-                raise FormatError(f"{self.path}: manifest [{off}, {off + ln}) lies outside "
-                                  f"[{h.index_offset}, {self.file_size}) (truncated file?)")
-            self._members = parse_manifest(self._pread(off, ln), self.path, off,
-                                           {"disk": prim.size, "memory": sec.size})
-        if h.signature is not None:
-            off, ln = h.signature
-            if off + ln > self.file_size:
-                raise FormatError(f"{self.path}: signature [{off}, {off + ln}) lies past the "
-                                  f"end of the file ({self.file_size} bytes; truncated?)")
-        # Two non-UTF-8 names can become equal after lossy conversion (spec §19): the
-        # first such file answers to the name (built in reverse so the first one stays).
+            layout = read_layout(self.source)
+            self.header = layout.header
+            self.compression = layout.header.compression
+            self._members = layout.members
+            token = next(_tokens)
+            self.pages = PageTable(self.source, layout.streams, self.header.index_offset,
+                                   caches.pages, token)
+            for sid in StreamId:
+                # One page per stream at open: its records must end exactly at the stream
+                # size (docs/hxz-format.md §4), so a size the index does not back is refused.
+                if layout.streams[sid].pages:
+                    self.pages.page(sid, len(layout.streams[sid].pages) - 1)
+        except BlockError as e:
+            raise FormatError(str(e)) from None
+        self.blocks = BlockStore(self.source, self.compression, layout.decode, caches.blocks,
+                                 token, verify_hash=self.verify == "hash")
+        self._copier = Copier(self.blocks)
+        self.hashes = HashIndex(self.pages)
+        # Two non-UTF-8 names can become equal after lossy conversion
+        # (docs/hxz-format.md §19): the first such file answers to the name.
         self._member_map = {m.path: m for m in reversed(self._members)}
-        me = os.path.realpath(self.path)
-        chain = chain + (me,)
-        for stored in h.parent_paths:
-            found = find_parent(stored, self.path, parent_dirs)
-            if found is None:
-                raise FormatError(f"{self.path}: parent archive {stored!r} not found (searched "
-                                  f"next to the archive, the current directory and "
-                                  f"parent-dir)")
-            if found in chain:
-                raise FormatError(f"{self.path}: parent chain has a cycle through {found}")
+        self._open_parents(caches, parent_dirs, locator, chain)
+        self.chain = ParentChain(self.blocks, self.parents)
+        self.blocks.parent_content = self.chain.content
+        self.zeros = ZeroMap(self.pages, self.blocks, self.chain.is_zero)
+
+    def _open_parents(self, caches: _Caches, parent_dirs: list[str],
+                      locator: ParentLocator | None, chain: tuple[str, ...]) -> None:
+        chain = chain + (_identity(self.source),)
+        for stored in self.header.parent_paths:
+            src = locator(stored, self.source) if locator is not None else None
+            if src is None:
+                found = find_parent(stored, self.path, parent_dirs)
+                if found is None:
+                    raise FormatError(f"{self.path}: parent archive {stored!r} not found "
+                                      f"(searched next to the archive, the current directory "
+                                      f"and parent-dir)")
+                if found in chain:
+                    raise FormatError(f"{self.path}: parent chain has a cycle through {found}")
+                src = found
+            elif _identity(src) in chain:
+                src.close()
+                raise FormatError(f"{self.path}: parent chain has a cycle through {src.name}")
             if len(chain) > MAX_DEPTH:
+                if not isinstance(src, str):
+                    src.close()
                 raise FormatError(f"{self.path}: parent chain deeper than {MAX_DEPTH}")
-            self.parents.append(Archive(found, parent_dirs, verify=self.verify,
-                                        _shared=self._shared, _chain=chain))
-
-    def _check_stream_sizes(self) -> None:
-        """Refuse at open a stream size the index cannot back: one NBD can address (below
-        2^63), and the one its last index page ends at.  Loading that page costs one read
-        per stream and keeps the rest of the index lazy."""
-        for sidx, st in enumerate(self._streams):
-            label = StreamId(sidx).label
-            if st.size >= 1 << 63:
-                raise FormatError(f"{self.path}: {label} stream size {st.size} is 2^63 or "
-                                  f"more (corrupt master index at offset "
-                                  f"{self.header.index_offset})")
-            if st.pages:
-                last = st.pages[-1]
-                check_stream_end(self._pread(last.offset, last.length), st, self.path)
-
-    def _pread(self, offset: int, n: int) -> bytes:
-        return os.pread(self._fd, n, offset)
+            self.parents.append(Archive(FileSource(src) if isinstance(src, str) else src,
+                                        parent_dirs, locator=locator, verify=self.verify,
+                                        _caches=caches, _chain=chain))
 
     # ------------------------------------------------------------- public API
-    def stream(self, name: str | StreamId = "disk") -> Stream:
+    @property
+    def name(self) -> str:
+        return self.path
+
+    def stream(self, name: str | StreamId = StreamId.DISK) -> Stream:
+        """A stream by StreamId or name: disk or memory (aliases primary, secondary)."""
         return Stream(self, stream_id(name))
+
+    def has_stream(self, name: str | StreamId) -> bool:
+        """True when the archive holds that stream (one with index pages)."""
+        return bool(self.pages.index(stream_id(name)).pages)
+
+    def stream_size(self, sid: StreamId) -> int:
+        return self.pages.index(sid).size
 
     def members(self) -> list[Member]:
         return list(self._members)
@@ -170,31 +158,69 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
         m = self._member_map[path]
         return MemberView(self, stream_id(m.stream), m)
 
-    def info(self) -> dict:
+    def readinto(self, sid: StreamId, mv: memoryview, offset: int, limit: int) -> None:
+        """Fill ``mv`` with stream bytes from ``offset`` (the caller checked the range;
+        ``limit`` is where the reader's view ends, for readahead)."""
+        end = offset + len(mv)
+        for page, i, j in self.pages.walk(sid, offset, end):
+            self._copier.copy(page, i, j, mv, offset, end)
+        if self._readahead is not None:
+            self._readahead.observe(sid, offset, end, limit)
+
+    def prefetch(self, sid: StreamId, offset: int, length: int) -> None:
+        """Warm the block cache for a range; errors are left for the real read."""
+        for page, i, j in self.pages.walk(sid, offset, min(offset + length,
+                                                           self.stream_size(sid))):
+            self.blocks.blocks(page, i, j)
+
+    def extents(self, sid: StreamId, offset: int, length: int) -> list[tuple[int, int, bool]]:
+        return self.zeros.extents(sid, offset, length)
+
+    def record_is_zero(self, page: Page, k: int) -> bool:
+        return self.zeros.record_is_zero(page, k)
+
+    def enable_readahead(self, window: int, chunk: int, threads: int = 1) -> Readahead:
+        """Start (once) the archive's readahead worker; call after any fork."""
+        with self._ra_lock:
+            if self._readahead is None:
+                self._readahead = Readahead(self.prefetch, window, chunk, threads)
+            return self._readahead
+
+    @property
+    def readahead(self) -> Readahead | None:
+        return self._readahead
+
+    @property
+    def block_cache(self) -> LRUCache:
+        return self.blocks.cache
+
+    def info(self) -> dict[str, Any]:
         h = self.header
+        disk, memory = (self.pages.index(sid) for sid in StreamId)
         return {
             "path": self.path,
             "compression": self.compression,
-            "file_size": self.file_size,
-            "disk_size": self._streams[0].size,
-            "memory_size": self._streams[1].size,
-            "disk_blocks": self._streams[0].block_count,
-            "memory_blocks": self._streams[1].block_count,
-            "disk_pages": len(self._streams[0].pages),
-            "memory_pages": len(self._streams[1].pages),
+            "file_size": self.source.size,
+            "disk_size": disk.size,
+            "memory_size": memory.size,
+            "disk_blocks": disk.block_count,
+            "memory_blocks": memory.block_count,
+            "disk_pages": len(disk.pages),
+            "memory_pages": len(memory.pages),
             "parents": [p.path for p in self.parents],
-            "parent_chain": self._chain_paths(),
+            "parent_chain": self.chain_paths(),
             "members": len(self._members),
             "cdc_params": list(h.cdc_params) if h.cdc_params else None,
             "dictionary": h.dictionary is not None,
             "signed": h.signature is not None,
+            "verify": self.verify,
         }
 
-    def _chain_paths(self) -> list[str]:
+    def chain_paths(self) -> list[str]:
         out = []
         for p in self.parents:
             out.append(p.path)
-            out.extend(p._chain_paths())
+            out.extend(p.chain_paths())
         return out
 
     def close(self) -> None:
@@ -203,9 +229,7 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
             ra.stop()
         for p in self.parents:
             p.close()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self.source.close()
 
     def __enter__(self) -> Archive:
         return self
@@ -214,118 +238,31 @@ class Archive(BlockReader, ParentResolver, ZeroExtents):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<hxz.Archive {self.path!r} {self.compression}>"
-
-    # ------------------------------------------------------------ page access
-    def _page(self, sidx: int, number: int) -> Page:
-        st = self._streams[sidx]
-        key = (self._token, sidx, number)
-        cache = self._shared.pages
-        page = cache.get(key)
-        if page is None:
-            def load() -> Page:
-                entry = st.pages[number]
-                return decode_page(self._pread(entry.offset, entry.length), st, number,
-                                   self.path, self.header.index_offset)
-            page = cache.get_or_load(key, load)
-        return page
-
-    def _ra(self, window: int, chunk: int, threads: int = 1) -> Readahead:
-        ra = self._readahead
-        if ra is None:
-            with self._ra_lock:
-                ra = self._readahead
-                if ra is None:
-                    ra = self._readahead = Readahead(self._prefetch, window, chunk, threads)
-        return ra
+        return f"<hxz.Archive {self.path!r} {getattr(self, 'compression', '?')}>"
 
 
-class Stream:
-    """One logical stream of an archive (disk or memory)."""
-
-    def __init__(self, archive: Archive, idx: int, base: int = 0, size: int | None = None,
-                 ) -> None:
-        self.archive = archive
-        self._idx = idx
-        self._base = base
-        self.size = archive._streams[idx].size if size is None else size
-        self.name = StreamId(idx).label
-        self._last_end = -1
-
-    def _check(self, offset: int, length: int) -> None:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise ValueError(f"range [{offset}, {offset + length}) is outside the "
-                             f"{self.size}-byte {self.name} stream")
-
-    def readinto(self, buf: Any, offset: int) -> None:
-        """Fill ``buf`` with bytes [offset, offset+len(buf)). Raises BlockError on corruption."""
-        mv = memoryview(buf)
-        if mv.format != "B" or mv.ndim != 1:
-            mv = mv.cast("B")
-        n = len(mv)
-        self._check(offset, n)
-        if n:
-            arc = self.archive
-            arc._read(self._idx, mv, self._base + offset)
-            end = self._base + offset + n
-            if arc._readahead is not None:
-                arc._readahead.observe(self._idx, self._base + offset, end,
-                                       self._base + self.size)
-
-    def read(self, offset: int, length: int) -> bytes:
-        buf = bytearray(length)
-        self.readinto(buf, offset)
-        return bytes(buf)
-
-    def prefetch(self, offset: int, length: int) -> None:
-        """Decode the blocks of [offset, offset+length) into the block cache (NBD_CMD_CACHE);
-        raises BlockError like a read would."""
-        self._check(offset, length)
-        if length:
-            self.archive._prefetch(self._idx, self._base + offset, length)
-
-    def extents(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
-        """(start, length, is_zero) runs from ``offset`` covering part or all of the range."""
-        self._check(offset, length)
-        if length == 0:
-            return []
-        base = self._base
-        return [(a - base, n, z)
-                for a, n, z in self.archive._extents(self._idx, base + offset, length)]
-
-    def enable_readahead(self, window: int = 8 << 20, chunk: int = 2 << 20,
-                         min_avg_block: int = READAHEAD_MIN_AVG_BLOCK, threads: int = 1
-                         ) -> None:
-        """Start the archive's readahead worker (call after any fork, e.g. nbdkit's
-        after_fork): sequential readers get up to ``window`` bytes decompressed ahead, in
-        jobs of ``chunk`` bytes.  Keep ``window`` well below the block cache size."""
-        st = self.archive._streams[self._idx]
-        if st.block_count and st.size // st.block_count < min_avg_block:
-            # Measured: with small blocks the work is GIL-bound Python, a second thread
-            # only adds contention (bench/RESULTS.md).
-            return
-        self.archive._ra(window, chunk, threads)
+def _identity(source: PayloadSource | str) -> str:
+    """What a cycle check compares: the real path of a local file, else the source name."""
+    name = source if isinstance(source, str) else source.name
+    return os.path.realpath(name) if isinstance(source, (str, FileSource)) else name
 
 
-class MemberView(Stream):
-    """The bytes of one directory-archive member, as a Stream-like object."""
-
-    def __init__(self, archive: Archive, idx: int, member: Member) -> None:
-        super().__init__(archive, idx, base=member.offset, size=member.size)
-        self.member = member
-        self.name = member.path
-
-
-def open_archive(path: str | os.PathLike, parent_dirs: Iterable[str] = (),
-                 cache_size: int = 64 << 20, *, verify: str = "crc") -> Archive:
+def open_archive(target: str | os.PathLike | PayloadSource, parent_dirs: Iterable[str] = (),
+                 cache_size: int = 64 << 20, *, locator: ParentLocator | None = None,
+                 verify: str = "crc") -> Archive:
     """Open and validate an archive and its parent chain (raises FormatError).
 
-    ``verify="crc"`` checks the CRC-32 of every stored payload it reads; ``"hash"`` also
-    the BLAKE3 of every decoded block against its index record (needs ``blake3``).
-    """
+    ``target`` is a path or a PayloadSource (the archive then owns it).  ``locator`` finds
+    parents that are not local files; ``verify="crc"`` checks the CRC-32 of every payload,
+    ``verify="hash"`` also the BLAKE3 of every decompressed block (docs/hxz-format.md
+    §14.2)."""
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"verify={verify!r}: expected crc or hash")
     try:
-        return Archive(os.fspath(path), tuple(parent_dirs), cache_size, verify=verify)
+        source = target if isinstance(target, PayloadSource) else FileSource(target)
+        return Archive(source, tuple(parent_dirs), cache_size, locator=locator, verify=verify)
     except HxzError:
         raise
     except OSError as e:
-        raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
+        name = target.name if isinstance(target, PayloadSource) else os.fspath(target)
+        raise FormatError(f"{name}: cannot read: {e.strerror or e}") from None

@@ -1,4 +1,4 @@
-"""A bounds-checked cursor over bincode 1.x default-encoded bytes (spec §1).
+"""A bounds-checked cursor over bincode 1.x default-encoded bytes (docs/hxz-format.md §1).
 
 Fixed-width little-endian integers, u64 length prefixes, 1-byte Option tags.  Every read
 checks the limit so that a corrupt length can never make us read (or allocate) past the

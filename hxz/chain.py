@@ -1,4 +1,4 @@
-"""Finding parent archives of a thin archive on disk (spec §7.3).
+"""Finding parent archives of a thin archive on disk (docs/hxz-format.md §7.3).
 
 Search order for each path stored in the header:
   * absolute path: as is; then ``basename`` in each extra directory (archives moved);

@@ -1,4 +1,4 @@
-"""Block payload codecs (spec §6): LZ4 size-prepended raw block, Zstd frame.
+"""Block payload codecs (docs/hxz-format.md §6): LZ4 size-prepended raw block, Zstd frame.
 
 A decoder is a callable ``decode(payload, logical_len) -> bytes`` that raises ValueError
 with a short reason; the caller turns it into a BlockError naming file and offsets.

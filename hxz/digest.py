@@ -1,53 +1,51 @@
-"""BLAKE3 of block contents: the end-to-end check behind ``verify="hash"``.
+"""BLAKE3 of block contents (docs/hxz-format.md §5.2, §7.1): the hash every record carries.
 
-Every record carries the BLAKE3-256 of its uncompressed content (docs/hxz-format.md,
-"Block record").  The CRC-32 only covers the stored bytes, so a record retargeted at
-another valid payload, or a stored record damaged into a zero record, passes it; the
-hash catches both.  ``blake3`` (PyPI) is imported on first use, so archives that need
-no hash work without it.
+The ``blake3`` package is imported on first use, so archives that never need a hash (no zero
+record, ``verify="crc"``) open without it; a missing package then fails the one operation that
+needs it with a one-line error instead of letting a record go unchecked.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import functools
 from typing import Any
 
-VERIFY_MODES = ("crc", "hash")
-_ZERO_CHUNK = bytes(1 << 20)
+from .errors import BlockError
+
+_ZEROS = bytes(1 << 20)
 
 
-def _blake3() -> Any:
+class MissingBlake3(BlockError):
+    """The ``blake3`` package is not importable by this interpreter (never means zeros)."""
+
+
+@functools.cache
+def _hasher() -> Any:
     try:
         import blake3
     except ImportError:
-        raise RuntimeError("checking BLAKE3 hashes needs the 'blake3' module (pip install "
-                           "blake3) in this Python") from None
+        raise MissingBlake3("checking BLAKE3 block hashes needs the blake3 package "
+                            "(pip install blake3) for this Python") from None
     return blake3.blake3
 
 
-def block_hash(data: Any) -> bytes:
-    """BLAKE3-256 of ``data`` (any bytes-like object)."""
-    return _blake3()(data).digest()
+def require() -> None:
+    """Raise MissingBlake3 now rather than on the first block."""
+    _hasher()
 
 
-@lru_cache(maxsize=256)
-def zero_hash(n: int) -> bytes:
-    """BLAKE3-256 of ``n`` zero bytes, hashed in 1 MiB steps (no n-byte allocation)."""
-    h = _blake3()()
+def blake3(data: Any) -> bytes:
+    """BLAKE3-256 of a bytes-like object."""
+    return _hasher()(data).digest()
+
+
+@functools.lru_cache(maxsize=256)
+def zeros_hash(n: int) -> bytes:
+    """BLAKE3-256 of ``n`` zero bytes (the hash a zero record may carry)."""
+    h = _hasher()()
     while n > 0:
-        step = min(n, len(_ZERO_CHUNK))
-        h.update(memoryview(_ZERO_CHUNK)[:step])
+        step = min(n, len(_ZEROS))
+        h.update(_ZEROS[:step] if step < len(_ZEROS) else _ZEROS)
         n -= step
     return h.digest()
 
-
-def check_verify_mode(verify: str) -> str:
-    """``verify`` if it is a known mode this Python can carry out; ValueError otherwise."""
-    if verify not in VERIFY_MODES:
-        raise ValueError(f"verify={verify}: expected crc or hash")
-    if verify == "hash":
-        try:
-            _blake3()
-        except RuntimeError as e:
-            raise ValueError(f"verify=hash: {e}") from None
-    return verify

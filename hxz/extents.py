@@ -1,38 +1,42 @@
 """Block status: which logical ranges are known to be all zeros.
 
-Mixed into :class:`hxz.archive.Archive`.  Zero records and parent references to zero
-content are zero; stored payloads are checked only when their size makes zeros possible
-(any sane compressor shrinks zeros far below 1/32), and the verdict is cached per payload
-offset, so the payload every zero chunk of a given size dedups to is decoded once.
-Extents are advisory: a block that cannot be produced is reported as data.
+Zero records and parent references to zero content are zero; stored payloads are checked
+only when their size makes zeros possible (any sane compressor shrinks zeros far below 1/32),
+and the verdict is cached per payload offset, so the payload every zero chunk of a given size
+dedups to is decoded once.  Extents are advisory: a block that cannot be produced, or a page
+that cannot be loaded, is reported as data; reading it reports the error.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
+from collections.abc import Callable
 
+from .blockstore import BlockStore, zeros
 from .errors import BlockError
 from .index import PARENT_REF, Page
+from .pages import PageTable
+from .streamid import StreamId
 
-_ZERO = bytes(1 << 20)
-_ZERO_MV = memoryview(_ZERO)
 # extents() stops after this many records so that one call stays short.
 EXTENTS_RECORD_BUDGET = 1 << 16
 
 
-class ZeroExtents:
-    """Zero detection and extents (a mixin of Archive)."""
+class ZeroMap:
+    """Zero verdicts of one archive's records, and the extents built from them."""
 
-    def _record_is_zero(self, page: Page, k: int) -> bool:
-        """True when record k is known to be all zeros.  Extents are advisory: a block
-        that cannot be produced is reported as data, and the read reports the error."""
+    def __init__(self, pages: PageTable, blocks: BlockStore,
+                 parent_is_zero: Callable[[Page, int], bool]) -> None:
+        self._pages = pages
+        self._blocks = blocks
+        self._parent_is_zero = parent_is_zero
+        self._verdicts: dict[int, bool] = {}
+
+    def record_is_zero(self, page: Page, k: int) -> bool:
+        """True when record k is known to be all zeros."""
         off = page.offs[k]
         if off == PARENT_REF:
-            try:
-                p, ppage, pk = self._locate_in_parents(page, k)
-            except BlockError:
-                return False
-            return p._record_is_zero(ppage, pk)
+            return self._parent_is_zero(page, k)
         n = page.llens[k]
         ln = page.lens[k]
         if ln == 0:
@@ -41,20 +45,19 @@ class ZeroExtents:
         # all zeros, so they are classified without decompressing.
         if ln > (n >> 5) + 64:
             return False
-        verdicts = self._zero_verdicts
-        v = verdicts.get(off)
+        v = self._verdicts.get(off)
         if v is None:
             try:
-                data = self._contents(page, k, k + 1)[0]
+                data = self._blocks.blocks(page, k, k + 1)[0]
             except BlockError:
                 return False
-            v = data == _ZERO_MV[:n] if n <= len(_ZERO) else data.count(0) == n
-            if len(verdicts) > 1 << 20:
-                verdicts.clear()
-            verdicts[off] = v
+            v = data == zeros(n) if n <= 1 << 20 else data.count(0) == n
+            if len(self._verdicts) > 1 << 20:
+                self._verdicts.clear()
+            self._verdicts[off] = v
         return v
 
-    def _zero_flags(self, page: Page) -> bytes:
+    def flags(self, page: Page) -> bytes:
         """Per-record all-zero verdicts of a page (b"\\x01" = zeros), computed once per
         page load.  Only records whose payload is far smaller than their content (zero
         records, parent references, tiny compressed payloads) can be zero, so the Python
@@ -64,10 +67,9 @@ class ZeroExtents:
             n = page.n
             out = bytearray(n)
             llens = page.llens
-            cands = [k for k, ln, size in zip(range(n), page.lens, llens, strict=False)
-                     if ln <= (size >> 5) + 64 and size]
-            for k in cands:
-                if self._record_is_zero(page, k):
+            for k in [k for k, ln, size in zip(range(n), page.lens, llens, strict=False)
+                      if ln <= (size >> 5) + 64 and size]:
+                if self.record_is_zero(page, k):
                     out[k] = 1
             if llens.count(0):
                 # Empty records take a neighbour's verdict so they never split a run.
@@ -80,38 +82,46 @@ class ZeroExtents:
             flags = page.zero_flags = bytes(out)
         return flags
 
-    def _extents(self, sidx: int, offset: int, length: int) -> list[tuple[int, int, bool]]:
-        st = self._streams[sidx]
-        end = min(offset + length, st.size)
-        pos = offset
+    def extents(self, sid: StreamId, offset: int, length: int) -> list[tuple[int, int, bool]]:
+        """(start, length, is_zero) runs from ``offset``, covering part or all of the
+        range (at most EXTENTS_RECORD_BUDGET records' worth)."""
+        end = min(offset + length, self._pages.index(sid).size)
         runs: list[list] = []
+        pos = offset
         budget = EXTENTS_RECORD_BUDGET
         while pos < end and budget > 0:
-            page = self._page(sidx, bisect_right(st.page_starts, pos) - 1)
-            starts = page.starts
-            flags = self._zero_flags(page)
-            k = page.find(pos)
-            j = bisect_left(starts, end, k, page.n)
-            if j - k > budget:
-                j = k + budget
-            budget -= j - k
-            while k < j:
-                z = flags[k]
-                # Jump to the next record whose verdict differs (C-speed scan).
-                nxt = flags.find(b"\x00" if z else b"\x01", k, j)
-                if nxt < 0:
-                    nxt = j
-                stop = starts[nxt]
-                if stop > end:
-                    stop = end
-                if stop <= pos:
-                    pass
-                elif runs and runs[-1][2] == bool(z):
-                    runs[-1][1] = stop
-                else:
-                    runs.append([pos, stop, bool(z)])
-                pos = stop
-                k = nxt
+            try:
+                for page, k, j in self._pages.walk(sid, pos, end):
+                    j = min(j, k + budget)
+                    budget -= j - k
+                    pos = self._page_runs(page, k, j, pos, end, runs)
+                    if budget <= 0:
+                        break
+            except BlockError:
+                # A page that cannot be loaded is data; its reads fail with its error.
+                pos = self._add(runs, pos, min(end, self._pages.page_end(sid, pos)), False)
         return [(a, b - a, z) for a, b, z in runs]
 
+    def _page_runs(self, page: Page, k: int, j: int, pos: int, end: int,
+                   runs: list[list]) -> int:
+        flags = self.flags(page)
+        starts = page.starts
+        while k < j:
+            z = flags[k]
+            # Jump to the next record whose verdict differs (C-speed scan).
+            nxt = flags.find(b"\x00" if z else b"\x01", k, j)
+            if nxt < 0:
+                nxt = j
+            pos = self._add(runs, pos, min(starts[nxt], end), bool(z))
+            k = nxt
+        return pos
 
+    @staticmethod
+    def _add(runs: list[list], pos: int, stop: int, zero: bool) -> int:
+        if stop > pos:
+            if runs and runs[-1][2] == zero and runs[-1][1] == pos:
+                runs[-1][1] = stop
+            else:
+                runs.append([pos, stop, zero])
+            return stop
+        return pos

@@ -1,4 +1,4 @@
-"""The 4096-byte header region (spec §3).
+"""The 4096-byte header region (docs/hxz-format.md §3).
 
 The bincode ``Header`` struct starts at byte 0 (the magic is its first field).  Decoding
 that would need bytes beyond 4096 is fatal: the writer does not check that, and such a

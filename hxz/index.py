@@ -1,4 +1,4 @@
-"""Master index (spec §4) and index pages (spec §5), decoded into compact per-page arrays.
+"""Master index (docs/hxz-format.md §4) and index pages (§5), decoded into compact arrays.
 
 Pages are decoded once into ``array`` columns so that the read path only does index
 arithmetic and a ``bisect`` per request, never per-record object construction.
@@ -15,9 +15,10 @@ from itertools import accumulate, compress
 from operator import add
 
 from .bincode import Cursor, DecodeError
-from .digest import zero_hash
+from .digest import MissingBlake3, zeros_hash
 from .errors import BlockError, FormatError, UnsupportedError
 from .header import HEADER_SIZE
+from .streamid import StreamId
 
 PAGE_ENTRY_SIZE = 28
 RECORD_SIZE = 52
@@ -25,6 +26,7 @@ PARENT_REF = 0xFFFFFFFFFFFFFFFF
 # Sanity bound on one page: 0.8.2 writes at most 4096 records; anything vastly larger is
 # corruption, and refusing it keeps one page load from allocating gigabytes.
 MAX_PAGE_RECORDS = 1 << 20
+MAX_STREAM_SIZE = 1 << 63
 
 _RECORD = struct.Struct("<QIII32s")
 _PAGE_ENTRY = struct.Struct("<QIQQ")
@@ -44,7 +46,7 @@ class PageEntry:
 
 @dataclass(frozen=True)
 class StreamIndex:
-    name: str                     # "disk" | "memory" (the format's primary, secondary)
+    sid: StreamId
     size: int
     pages: tuple[PageEntry, ...]
     page_starts: array            # start_logical of every page, for bisect
@@ -124,35 +126,21 @@ def parse_master_index(read_at, path: str, index_offset: int, file_size: int
                                                    "the file")
         data = read_at(index_offset, total)
         cur = Cursor(data, index_offset)
-        prim = _decode_entries(cur, path, "primary")
-        sec = _decode_entries(cur, path, "secondary")
+        prim = _decode_entries(cur, path, "disk")
+        sec = _decode_entries(cur, path, "memory")
         psize = cur.u64("primary_size")
         ssize = cur.u64("secondary_size")
     except DecodeError as e:
         raise FormatError(f"{path}: bad master index: {e}") from None
     out = []
-    for name, entries, size in (("disk", prim, psize), ("memory", sec, ssize)):
-        _check_entries(entries, size, name, path, index_offset)
-        out.append(StreamIndex(name, size, tuple(entries),
+    for sid, entries, size in ((StreamId.DISK, prim, psize), (StreamId.MEMORY, sec, ssize)):
+        if size >= MAX_STREAM_SIZE:
+            # NBD export sizes are signed 64-bit (docs/hxz-format.md §4).
+            raise FormatError(f"{path}: {sid.label} stream size {size} is not below 2^63")
+        _check_entries(entries, size, sid.label, path, index_offset)
+        out.append(StreamIndex(sid, size, tuple(entries),
                                array("Q", (e.start_logical for e in entries))))
     return out[0], out[1]
-
-
-def check_stream_end(raw: bytes, stream: StreamIndex, path: str) -> None:
-    """Check, from the raw bytes of a stream's last index page, that its records end
-    exactly at the stream size (spec §4).  Cheap enough for open: no page object is built
-    and nothing is cached."""
-    number = len(stream.pages) - 1
-    entry = stream.pages[number]
-    where = f"{path}: {stream.name} page {number} at offset {entry.offset}"
-    if len(raw) != entry.length:
-        raise FormatError(f"{where}: short read ({len(raw)} of {entry.length} bytes; truncated "
-                          f"file?)")
-    # A record is 13 little-endian u32 words; logical_len is word 3 of each.
-    end = entry.start_logical + sum(memoryview(raw)[8:].cast("I")[3::13])
-    if end != stream.size:
-        raise FormatError(f"{where}: records end at logical {end} but the stream size is "
-                          f"{stream.size}")
 
 
 class Page:
@@ -162,13 +150,11 @@ class Page:
     ``[starts[i], starts[i+1])``.
     """
 
-    __slots__ = ("stream", "number", "entry", "n", "starts", "offs", "lens", "llens",
-                 "crcs", "raw", "has_parent_refs", "nbytes", "reused", "zero_flags")
+    __slots__ = ("stream", "n", "starts", "offs", "lens", "llens", "crcs", "raw", "nbytes",
+                 "reused", "zero_flags")
 
-    def __init__(self, stream: str, number: int, entry: PageEntry, raw: bytes) -> None:
+    def __init__(self, stream: StreamId, entry: PageEntry, raw: bytes) -> None:
         self.stream = stream
-        self.number = number
-        self.entry = entry
         n = entry.count
         self.n = n
         cols = list(zip(*_RECORD.iter_unpack(memoryview(raw)[8:]), strict=True)) if n else \
@@ -179,7 +165,6 @@ class Page:
         self.crcs = array("I", cols[3])
         self.starts = array("Q", accumulate(self.llens, initial=entry.start_logical))
         self.raw = raw
-        self.has_parent_refs = PARENT_REF in self.offs
         self.nbytes = len(raw) + n * 36 + 200
         # Payload offsets referenced by more than one record of this page (dedup): worth
         # caching even when a bulk read consumes them whole.
@@ -209,7 +194,7 @@ def decode_page(raw: bytes, stream: StreamIndex, number: int, path: str,
                 index_offset: int) -> Page:
     """Decode and validate page ``number`` of ``stream`` (raw = its stored bytes)."""
     entry = stream.pages[number]
-    where = f"{path}: {stream.name} page {number} at offset {entry.offset}"
+    where = f"{path}: {stream.sid.label} page {number} at offset {entry.offset}"
     if len(raw) != entry.length:
         raise BlockError(f"{where}: short read ({len(raw)} of {entry.length} bytes; truncated "
                          f"file?)")
@@ -217,56 +202,58 @@ def decode_page(raw: bytes, stream: StreamIndex, number: int, path: str,
     if count != entry.count:
         raise BlockError(f"{where}: page holds {count} records but its length {entry.length} "
                          f"implies {entry.count}")
-    page = Page(stream.name, number, entry, raw)
-    # Contiguity (spec §4): this page must end where the next begins, the last page at size.
+    page = Page(stream.sid, entry, raw)
+    # Contiguity (docs/hxz-format.md §4): this page ends where the next begins, the last
+    # one at the stream size.
     nxt = stream.pages[number + 1].start_logical if number + 1 < len(stream.pages) \
         else stream.size
     if page.end != nxt:
         what = "the next page's start" if number + 1 < len(stream.pages) else "the stream size"
         raise BlockError(f"{where}: records cover logical [{entry.start_logical}, {page.end}) "
                          f"but {what} is {nxt}")
-    offs, lens = page.offs, page.lens
-    if page.has_parent_refs and any(ln for off, ln in zip(offs, lens, strict=True)
-                                    if off == PARENT_REF):
-        i = next(i for i in range(page.n) if offs[i] == PARENT_REF and lens[i])
-        raise BlockError(f"{where}: record {i} is a parent reference with length {lens[i]} "
-                         f"(must be 0): damaged index record")
+    _check_records(page, where, index_offset)
+    return page
+
+
+def _zeros_hash(n: int, where: str) -> bytes:
+    try:
+        return zeros_hash(n)
+    except MissingBlake3 as e:
+        raise MissingBlake3(f"{where}: {e}") from None
+
+
+def _check_records(page: Page, where: str, index_offset: int) -> None:
+    """Record invariants of docs/hxz-format.md §7: a stored payload lies in the data region;
+    a parent reference has length 0 and checksum 0; any other length-0 record is a zero record
+    with offset 0, checksum 0 and a zero-content hash.  Anything else is damage (a stored
+    record whose length was lost, say), and must never be read as zeros."""
+    offs, lens, crcs = page.offs, page.lens, page.crcs
     # Vectorised bounds check over stored payloads; the slow loop only runs to name the
-    # culprit (it also skips parent references, which the fast check may include).
+    # culprit.
     stored = list(compress(offs, lens))
     if stored and (min(stored) < HEADER_SIZE or max(map(add, offs, lens)) > index_offset):
         for i in range(page.n):
             off = offs[i]
-            if off == PARENT_REF or lens[i] == 0:
-                continue
-            if off < HEADER_SIZE or off + lens[i] > index_offset:
-                raise BlockError(f"{where}: record {i} payload [{off}, {off + lens[i]}) lies "
-                                 f"outside the data region [{HEADER_SIZE}, {index_offset})")
-    if 0 in lens:
-        _check_payloadless(page, where)
-    return page
-
-
-def _check_payloadless(page: Page, where: str) -> None:
-    """Records without a payload (zero records and parent references) must carry none
-    of a payload's traces (spec §7): a zero record has offset 0, checksum 0 and the hash
-    of its zeros; a parent reference has checksum 0.  A stored record whose length was
-    damaged to 0 keeps its offset, CRC and hash, so it is refused here instead of being
-    served (and reported to block status) as zeros."""
-    offs, lens, llens, crcs = page.offs, page.lens, page.llens, page.crcs
-    for i in range(page.n):
-        if lens[i]:
-            continue
-        off = offs[i]
+            if lens[i] and (off < HEADER_SIZE or off + lens[i] > index_offset):
+                what = "a parent reference with a length" if off == PARENT_REF else \
+                    f"payload [{off}, {off + lens[i]}) outside the data region " \
+                    f"[{HEADER_SIZE}, {index_offset})"
+                raise BlockError(f"{where}: record {i} at logical offset {page.starts[i]}: "
+                                 f"{what}")
+    if not lens.count(0):
+        return
+    for i in [k for k, ln in enumerate(lens) if not ln]:
+        off, crc = offs[i], crcs[i]
         if off == PARENT_REF:
-            if crcs[i]:
-                raise BlockError(f"{where}: record {i} is a parent reference with checksum "
-                                 f"{crcs[i]:#010x} (must be 0): damaged index record")
+            if not crc:
+                continue
+            bad = f"parent reference with checksum {crc:#010x}"
+        elif off or crc:
+            bad = (f"length 0 with offset {off} and checksum {crc:#010x} (a zero record has "
+                   f"offset 0 and checksum 0)")
+        elif page.hash(i) != _zeros_hash(page.llens[i], where):
+            bad = "zero record whose hash is not that of zeros"
+        else:
             continue
-        if off or crcs[i]:
-            raise BlockError(f"{where}: record {i} has length 0 but offset {off} and checksum "
-                             f"{crcs[i]:#010x} (a zero record has both 0): damaged index "
-                             f"record")
-        if page.hash(i) != zero_hash(llens[i]):
-            raise BlockError(f"{where}: record {i} is a zero record of {llens[i]} bytes whose "
-                             f"hash is not the BLAKE3 of zeros: damaged index record")
+        raise BlockError(f"{where}: record {i} at logical offset {page.starts[i]}: damaged "
+                         f"record: {bad}")

@@ -1,4 +1,4 @@
-"""Directory-archive manifest (spec §9): JSON in the metadata region."""
+"""Directory-archive manifest (docs/hxz-format.md §9): JSON in the metadata region."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def parse_manifest(raw: bytes, path: str, at: int, sizes: dict[str, int]) -> lis
     """Decode and validate the manifest; ``sizes`` maps "disk"/"memory" to stream sizes.
 
     The manifest has no checksum, so its layout is checked against what the format
-    defines (spec §9): the primary stream is the other files back to back in manifest
+    defines (docs/hxz-format.md §9): the primary stream is the other files back to back in manifest
     order, and a root-level ``memory`` file is the whole secondary stream.  A damaged
     offset is then refused instead of serving a member from the wrong bytes.
     """

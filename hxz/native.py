@@ -39,7 +39,7 @@ if AVAILABLE:
     lz4_decompress.restype = ctypes.c_int
     lz4_decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     # uint32_t libdeflate_crc32(uint32_t crc, const void *buf, size_t len): the IEEE
-    # CRC-32 that zlib.crc32 computes (spec §7).
+    # CRC-32 that zlib.crc32 computes (docs/hxz-format.md §5.2).
     crc32_at = _deflate.libdeflate_crc32
     crc32_at.restype = ctypes.c_uint32
     crc32_at.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]

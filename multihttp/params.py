@@ -249,6 +249,25 @@ def parse(pairs: list[tuple[str, str]]) -> Params:
     return p
 
 
+def plugin_args(p: Params) -> list[str]:
+    """``key=value`` plugin parameters that parse back to ``p`` (for nbdkit's command
+    line). The password is left out: callers pass it as password=+FILE or -FD, so it
+    never appears in a process title."""
+    out = ["urls=" + ",".join(u.url for u in p.urls)]
+    if p.device_size is not None:
+        out.append(f"device-size={p.device_size}")
+    if p.user is not None:
+        out.append(f"user={p.user}")
+    out += [f"timeout={p.timeout}", f"connect-timeout={p.connect_timeout}",
+            f"retries={p.retries}", f"retry-delay={p.retry_delay}",
+            f"connections={p.connections}", f"clock-skew={p.clock_skew}"]
+    if p.cafile is not None:
+        out.append(f"cafile={p.cafile}")
+    if p.insecure:
+        out.append("insecure=true")
+    return out
+
+
 def backoff_delays(p: Params) -> list[float]:
     """Sleeps between the attempts on one server: retry_delay doubling, capped."""
     return [min(p.retry_delay * (2 ** k), MAX_BACKOFF) for k in range(p.retries)]

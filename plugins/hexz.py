@@ -6,137 +6,131 @@
   nbdkit python plugins/hexz.py file=SNAPSHOT.hxz [stream=disk|memory] [cache=SIZE]
          [parent-dir=DIR]... [readahead=on|off|SIZE] [threads=serialize|parallel]
          [verify=crc|hash]
+  nbdkit python plugins/hexz.py url=URL[,URL...] [same parameters] [user=U]
+         [password=P|-|+FILE|-FD] [cafile=F] [insecure=true] [timeout=S]
+         [connect-timeout=S] [retries=N] [retry-delay=S] [connections=N]
+         [endpoint-url=URL] [region=R] [access-key=K] [secret-key=S|+FILE]
+         [parent-url=NAME=URL]...
+
+url= takes http(s):// mirrors of one archive or one s3://BUCKET/KEY (hxz/sources/).
 
 The default export is the chosen stream; each member of a directory archive is also an
-export named by its manifest path.  All format work lives in the ``hxz`` package.
+export named by its manifest path.  Every callback delegates to the ``hxz`` package: the
+parameters to hxz.settings, reads and block status to the archive's streams.
 """
 
+import contextlib
 import errno
+import importlib.util
 import os
+import site
 import sys
 
 # nbdkit 1.32 does not put the script's folder on sys.path. Run from a checkout
 # (plugins/ beside the packages), use the checkout's packages; installed into nbdkit's
 # plugin directory (make install), import the installed ones.
-_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.isfile(os.path.join(_checkout, "hxz", "__init__.py")):
-    sys.path.insert(0, _checkout)
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_REPO, "hxz", "__init__.py")):
+    sys.path.insert(0, _REPO)
+    if importlib.util.find_spec("blake3") is None:
+        # blake3 (zero records, verify=hash) has no Debian package: `make venv` installs
+        # it in the checkout's .venv, built from the /usr/bin/python3 nbdkit embeds.
+        # Appended, so the system's own packages still come first.
+        site.addsitedir(os.path.join(_REPO, ".venv", "lib", f"python{sys.version_info[0]}."
+                                     f"{sys.version_info[1]}", "site-packages"))
 
 import nbdkit  # noqa: E402
 
 import hxz  # noqa: E402
+from hxz.settings import PluginSettings  # noqa: E402
+from hxz.sources.glue import REMOTE_KEYS, RemoteConfig  # noqa: E402
 from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
-from nbdsuite.sizes import parse_size  # noqa: E402
 from nbdsuite.version import VERSION  # noqa: E402
 
 API_VERSION = 2
+# nbdkit 1.32 refuses to send a list of more than 10000 exports; longer lists are cut
+# (every member stays reachable by name).
+MAX_LISTED = 9999
+ZERO = nbdkit.EXTENT_HOLE | nbdkit.EXTENT_ZERO
 
-_cfg = {"file": None, "stream": "disk", "cache": 64 << 20, "parent-dir": [],
-        "readahead": 8 << 20, "threads": "serialize", "verify": "crc"}
-# Keys that may be given more than once; any other key given twice is refused, since
-# silently keeping one of two different files or streams serves the wrong disk.
-_REPEATABLE = {"parent-dir"}
-_given = set()
-_archive = None
+settings = PluginSettings()
+remote = RemoteConfig()      # url=, the HTTP client's and S3's parameters, parent-url=
+archive = None
 
 
-def _fatal(msg):
-    refuse_start("hexz", msg)
+@contextlib.contextmanager
+def _refuse_on_error():
+    """At configuration time a bad parameter or archive stops nbdkit with one line."""
+    try:
+        yield
+    except (ValueError, hxz.HxzError) as e:
+        refuse_start("hexz", str(e))
+
+
+@contextlib.contextmanager
+def _eio():
+    """While serving, a block that cannot be produced fails the request with EIO."""
+    try:
+        yield
+    except hxz.HxzError as e:
+        nbdkit.set_error(errno.EIO)
+        raise RuntimeError(str(e)) from None
 
 
 def dump_plugin():
     # `nbdkit hexz --dump-plugin`: what this installation can do.
-    from hxz import native
+    from hxz import digest, native
     print(f"hexz_version={VERSION}")
-    print("hexz_parameters=file,stream,cache,parent-dir,readahead,threads,verify")
     print(f"hexz_package={os.path.dirname(hxz.__file__)}")
+    local = ("file", "stream", "cache", "parent-dir", "readahead", "threads", "verify")
+    print(f"hexz_parameters={','.join(local + REMOTE_KEYS)}")
     print("hexz_codecs=lz4,zstd")
     print(f"hexz_native={'liblz4,libdeflate' if native.AVAILABLE else 'none'}")
     try:
-        hxz.check_verify_mode("hash")
+        digest.require()
         print("hexz_verify=crc,hash")
-    except ValueError:
+    except digest.MissingBlake3:
         print("hexz_verify=crc")
 
 
 def config(key, value):
-    try:
-        if key in _given and key not in _REPEATABLE:
-            raise ValueError(f"{key}= given twice ({key}={value} is the second)")
-        _given.add(key)
-        if key == "file":
-            _cfg["file"] = value
-        elif key == "stream":
-            hxz.stream_id(value)   # raises naming the accepted names
-            _cfg["stream"] = value
-        elif key == "cache":
-            _cfg["cache"] = parse_size(value, "cache")
-        elif key == "parent-dir":
-            _cfg["parent-dir"].append(value)
-        elif key == "readahead":
-            v = value.lower()
-            if v in ("on", "yes", "true"):
-                _cfg["readahead"] = 8 << 20
-            elif v in ("off", "no", "false", "0"):
-                _cfg["readahead"] = 0
-            else:
-                _cfg["readahead"] = parse_size(value, "readahead")
-        elif key == "threads":
-            if value not in ("serialize", "parallel"):
-                raise ValueError(f"threads={value}: expected serialize or parallel")
-            _cfg["threads"] = value
-        elif key == "verify":
-            _cfg["verify"] = hxz.check_verify_mode(value)
+    with _refuse_on_error():
+        if remote.accepts(key):
+            remote.apply(key, value)
         else:
-            raise ValueError(f"unknown parameter {key}= (see plugins/hexz.py)")
-    except ValueError as e:
-        _fatal(str(e))
+            settings.set(key, value)
 
 
 def config_complete():
-    global _archive
-    if not _cfg["file"]:
-        _fatal("file=SNAPSHOT.hxz is required")
-    try:
-        _archive = hxz.open_archive(_cfg["file"], parent_dirs=_cfg["parent-dir"],
-                                    cache_size=_cfg["cache"], verify=_cfg["verify"])
-        if _archive.stream(_cfg["stream"]).size == 0 and hxz.stream_id(_cfg["stream"]):
-            _fatal(f"{_cfg['file']}: stream={_cfg['stream']}: the archive has no memory "
-                   f"stream")
-    except (hxz.HxzError, RuntimeError) as e:
-        _fatal(str(e))
+    global archive
+    with _refuse_on_error():
+        archive = remote.open_for(settings)
 
 
 def thread_model():
     # Measured (bench/RESULTS.md): serialized requests plus the reader's readahead worker
     # beat PARALLEL; the GIL makes parallel request threads contend.
-    if _cfg["threads"] == "parallel":
+    if settings.threads == "parallel":
         return nbdkit.THREAD_MODEL_PARALLEL
     return nbdkit.THREAD_MODEL_SERIALIZE_ALL_REQUESTS
 
 
 def after_fork():
-    # Threads must not cross nbdkit's daemonising fork, so readahead starts here.
-    window = min(_cfg["readahead"], _cfg["cache"] // 4)
-    # Jobs of window/4 (2 MiB by default): measured faster than 256-512 KiB jobs, which
-    # cost more batches and GIL hand-offs per GiB (bench/RESULTS.md).
+    # Threads must not cross nbdkit's daemonising fork, so readahead starts here.  Jobs of
+    # window/4 (2 MiB by default): measured faster than 256-512 KiB jobs (bench/RESULTS.md).
+    window = settings.readahead_window
     if window > 0:
-        _archive.stream(_cfg["stream"]).enable_readahead(window, max(window // 4, 64 << 10))
+        archive.stream(settings.stream).enable_readahead(window, max(window // 4, 64 << 10))
 
 
 def cleanup():
-    if _archive is not None:
-        _archive.close()
-
-
-# nbdkit 1.32 refuses to send a list of more than 10000 exports; longer lists are cut
-# (every member stays reachable by name).
-MAX_LISTED = 9999
+    if archive is not None:
+        archive.close()
 
 
 def list_exports(readonly, is_tls):
-    names = list(dict.fromkeys(m.path for m in _archive.members()))  # each name once
-    return [("", f"{_cfg['stream']} stream")] + names[:MAX_LISTED - 1]
+    names = list(dict.fromkeys(m.path for m in archive.members()))  # each name once
+    return [("", f"{settings.stream_word} stream")] + names[:MAX_LISTED - 1]
 
 
 def default_export(readonly, is_tls):
@@ -146,12 +140,12 @@ def default_export(readonly, is_tls):
 def open(readonly):
     name = nbdkit.export_name()
     if name == "":
-        return _archive.stream(_cfg["stream"])
+        return archive.stream(settings.stream)
     try:
-        return _archive.member(name)
+        return archive.member(name)
     except KeyError:
         nbdkit.set_error(errno.ENOENT)
-        raise RuntimeError(f"{_archive.path}: no member named {name!r}") from None
+        raise RuntimeError(f"{archive.path}: no member named {name!r}") from None
 
 
 def get_size(h):
@@ -171,7 +165,7 @@ def can_extents(h):
 
 
 def can_cache(h):
-    # NBD_CMD_CACHE warms the block cache (readahead filter, qemu prefetch, h.cache()).
+    # NBD_CMD_CACHE decodes into the block cache (readahead filter, qemu, h.cache()).
     return nbdkit.CACHE_NATIVE
 
 
@@ -180,28 +174,17 @@ def block_size(h):
 
 
 def pread(h, buf, offset, flags):
-    try:
+    with _eio():
         h.readinto(buf, offset)
-    except hxz.HxzError as e:
-        nbdkit.set_error(errno.EIO)
-        raise RuntimeError(str(e)) from None
 
 
 def cache(h, count, offset, flags):
-    try:
+    with _eio():
         h.prefetch(offset, count)
-    except hxz.HxzError as e:
-        nbdkit.set_error(errno.EIO)
-        raise RuntimeError(str(e)) from None
 
 
 def extents(h, count, offset, flags):
-    try:
+    with _eio():
         runs = h.extents(offset, count)
-    except hxz.HxzError as e:
-        nbdkit.set_error(errno.EIO)
-        raise RuntimeError(str(e)) from None
-    zero = nbdkit.EXTENT_HOLE | nbdkit.EXTENT_ZERO
-    if flags & nbdkit.FLAG_REQ_ONE:
-        runs = runs[:1]
-    return [(a, n, zero if z else 0) for a, n, z in runs]
+    return [(a, n, ZERO if z else 0) for a, n, z in runs[:1 if flags & nbdkit.FLAG_REQ_ONE
+                                                              else None]]

@@ -11,6 +11,7 @@ The logic lives in the multihttp package; this file only adapts it to nbdkit.
 """
 
 import errno
+import functools
 import os
 import sys
 
@@ -41,6 +42,17 @@ def _fail(e: BaseException):
     # unexpected library error) is an I/O error, never a stray errno.
     nbdkit.set_error(e.errno if isinstance(e, errors.HttpError) else errno.EIO)
     raise RuntimeError(str(e) or type(e).__name__) from None
+
+
+def _nbd_errors(callback):
+    """Every data callback's failure reaches the client with its errno, as one line."""
+    @functools.wraps(callback)
+    def wrapper(*args):
+        try:
+            return callback(*args)
+        except Exception as e:
+            _fail(e)
+    return wrapper
 
 
 def _bad_parameter(e: params.ParamError):
@@ -135,36 +147,26 @@ def can_fast_zero(h):
     return False
 
 
+@_nbd_errors
 def pread(h, buf, offset, flags):
-    try:
-        _client.pread(buf, offset)
-    except Exception as e:
-        _fail(e)
+    _client.pread(buf, offset)
 
 
+@_nbd_errors
 def pwrite(h, buf, offset, flags):
-    try:
-        _client.pwrite(buf, offset, bool(flags & nbdkit.FLAG_FUA))
-    except Exception as e:
-        _fail(e)
+    _client.pwrite(buf, offset, bool(flags & nbdkit.FLAG_FUA))
 
 
+@_nbd_errors
 def flush(h, flags):
-    try:
-        _client.flush()
-    except Exception as e:
-        _fail(e)
+    _client.flush()
 
 
+@_nbd_errors
 def zero(h, count, offset, flags):
-    try:
-        _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA))
-    except Exception as e:
-        _fail(e)
+    _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA))
 
 
+@_nbd_errors
 def trim(h, count, offset, flags):
-    try:
-        _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA), trim=True)
-    except Exception as e:
-        _fail(e)
+    _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA), trim=True)

@@ -6,13 +6,16 @@ Hexz snapshot with the `hexz` package, serves the snapshot with
 `nbdkit python plugins/hexz.py` on a Unix socket, reads it back with nbdinfo
 and nbdcopy and checks that every byte matches.
 
-Part 3 serves the snapshot, the image and a folder archive of the files as a read-only
-S3 bucket (http-disk-server --s3) and reads them back with boto3 and nbdkit's S3 plugin.
+Part 2 serves the same snapshot from nginx on 127.0.0.1 through `hexz.py url=`: only
+compressed bytes cross the wire, and every byte read back is checked again.
 
-Part 2 serves a writable copy of the image from two http-disk-server
+Part 3 serves a writable copy of the image from two http-disk-server
 processes (two "replicas" over one file), attaches it through
 `nbdkit python plugins/multihttp.py`, writes and reads through NBD, kills the
 active server in the middle and shows the I/O going on against the other one.
+
+Part 4 serves the snapshot, the image and a folder archive of the files as a read-only
+S3 bucket (http-disk-server --s3) and reads them back with boto3 and nbdkit's S3 plugin.
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nbdsuite.launch import DiskServerProcess, NbdkitProcess, nbdkit_env  # noqa: E402
+from nbdsuite.launch import (  # noqa: E402
+    DiskServerProcess,
+    NbdkitProcess,
+    NginxProcess,
+    nbdkit_env,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 HEXZ_PLUGIN = ROOT / "plugins" / "hexz.py"
@@ -152,6 +160,35 @@ def part_hexz(work: Path, image: Path) -> None:
             raise SystemExit("demo: the bytes served differ from the image")
 
 
+def part_remote(work: Path, image: Path) -> None:
+    step("Part 2: the same snapshot from a web server (nginx), through hexz.py url=")
+    www = work / "www"
+    www.mkdir(exist_ok=True)
+    shutil.copyfile(work / "sample.hxz", www / "sample.hxz")
+    ng = NginxProcess(www, work / "nginx")
+    try:
+        url = f"{ng.url}sample.hxz"
+        with nbdkit(work, "hexz-url", HEXZ_PLUGIN, f"url={url}") as uri:
+            fact("archive URL", url)
+            copy = work / "copy-url.img"
+            copy.unlink(missing_ok=True)
+            t = time.perf_counter()
+            subprocess.run(["nbdcopy", uri, str(copy)], check=True, timeout=300)
+            copy_s = time.perf_counter() - t
+            size = image.stat().st_size
+            fact("nbdcopy throughput", f"{size / copy_s / 1e6:.0f} MB/s ({copy_s:.2f} s)")
+        sent = sum(r[3] for r in ng.requests())
+        fact("bytes from nginx", f"{sent / MiB:.1f} MiB in {len(ng.requests())} requests "
+             f"(archive {(www / 'sample.hxz').stat().st_size / MiB:.1f} MiB, image "
+             f"{size / MiB:.1f} MiB)")
+        same = sha256_file(copy) == sha256_file(image)
+        fact("bytes match the image", "yes" if same else "NO")
+        if not same:
+            raise SystemExit("demo: the bytes served through url= differ from the image")
+    finally:
+        ng.stop()
+
+
 def live_failover(
     h, victim: DiskServerProcess, size: int, model: bytearray, rng: random.Random
 ) -> float:
@@ -193,7 +230,7 @@ def live_failover(
 def part_http(work: Path, image: Path) -> None:
     import nbd
 
-    step("Part 2: one disk behind two http-disk-servers, through the multihttp plugin")
+    step("Part 3: one disk behind two http-disk-servers, through the multihttp plugin")
     disk = work / "replica.img"
     shutil.copyfile(image, disk)
     # Storage drivers wait for each server's `Server ready!` line; so does the launcher.
@@ -251,7 +288,7 @@ def part_s3(work: Path, image: Path, tree: Path) -> None:
     import hexz
     from botocore.config import Config
 
-    step("Part 3: the snapshot as a read-only S3 bucket (http-disk-server --s3)")
+    step("Part 4: the snapshot as a read-only S3 bucket (http-disk-server --s3)")
     bucket = work / "bucket"
     bucket.mkdir()
     shutil.copyfile(work / "sample.hxz", bucket / "sample.hxz")
@@ -314,7 +351,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=str(ROOT / "demo-work"))
     parser.add_argument("--image-mib", type=int, default=64)
-    parser.add_argument("--skip-http", action="store_true", help="skip the multihttp part")
+    parser.add_argument("--skip-http", action="store_true",
+                        help="skip the remote snapshot and multihttp parts")
     parser.add_argument("--skip-s3", action="store_true", help="skip the S3 gateway part")
     args = parser.parse_args()
 
@@ -330,6 +368,7 @@ def main() -> int:
     fact("files in the filesystem", f"{content / MiB:.1f} MiB")
     part_hexz(work, image)
     if not args.skip_http:
+        part_remote(work, image)
         part_http(work, image)
     if not args.skip_s3:
         part_s3(work, image, tree)

@@ -28,7 +28,7 @@ def test_threads_and_readahead_with_tiny_cache(tmp_path):
     with hxz.open_archive(path, cache_size=1 << 20) as a:
         s = a.stream()
         s.enable_readahead(window=256 << 10, chunk=64 << 10, min_avg_block=0)
-        assert a._readahead is not None
+        assert a.readahead is not None
         errors = []
 
         def reader(seed):
@@ -53,6 +53,6 @@ def test_threads_and_readahead_with_tiny_cache(tmp_path):
         for t in threads:
             t.join(120)
         assert not errors, errors[0]
-        assert a._shared.blocks.used <= a._shared.blocks.capacity
-        a._readahead.stop()          # joins the worker: nothing may stay claimed after it
-        assert a._shared.blocks._inflight == {}
+        assert a.block_cache.used <= a.block_cache.capacity
+        a.readahead.stop()          # joins the worker: nothing may stay claimed after it
+        assert a.block_cache._inflight == {}

@@ -10,7 +10,7 @@ import lz4.block
 import pytest
 
 import hxz
-from hxz import blockio, native
+from hxz import blockstore, native
 from tests.support.archives import builder as B
 
 
@@ -62,13 +62,13 @@ def test_native_path_reports_malformed_lz4_as_block_error(tmp_path):
 
 
 def test_read_buffers_are_recycled_and_bounded():
-    a = blockio._take_scratch(1000)
-    blockio._give_scratch(a)
-    assert blockio._take_scratch(500) is a and len(a[0]) >= 1000
-    big = blockio._take_scratch(blockio.SCRATCH_KEEP + 1)
-    blockio._give_scratch(big)
-    assert all(len(b[0]) <= blockio.SCRATCH_KEEP for b in blockio._free_scratch)
-    held = [blockio._take_scratch(10) for _ in range(blockio.SCRATCH_POOL + 3)]
+    a = blockstore.take_scratch(1000)
+    blockstore.give_scratch(a)
+    assert blockstore.take_scratch(500) is a and len(a[0]) >= 1000
+    big = blockstore.take_scratch(blockstore.SCRATCH_KEEP + 1)
+    blockstore.give_scratch(big)
+    assert all(len(b[0]) <= blockstore.SCRATCH_KEEP for b in blockstore._free_scratch)
+    held = [blockstore.take_scratch(10) for _ in range(blockstore.SCRATCH_POOL + 3)]
     for b in held:
-        blockio._give_scratch(b)
-    assert len(blockio._free_scratch) <= blockio.SCRATCH_POOL
+        blockstore.give_scratch(b)
+    assert len(blockstore._free_scratch) <= blockstore.SCRATCH_POOL

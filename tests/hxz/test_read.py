@@ -61,7 +61,7 @@ def test_dedup_records_share_one_payload_and_one_cache_entry(tmp_path):
     with hxz.open_archive(B.write(tmp_path / "d.hxz", built)) as a:
         s = a.stream()
         check_stream(s, expected_of(recs), samples=50)
-        blocks = a._shared.blocks
+        blocks = a.block_cache
         assert len(blocks) <= 2        # the shared payload and the 10-byte one, at most
 
 

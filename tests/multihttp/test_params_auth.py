@@ -124,3 +124,19 @@ def test_wrong_or_missing_password_refused(authed, nbdkit_proc, creds):
     assert "authentication refused" in log
     assert "Wr0ngPw!" not in log and SECRET not in log
     assert not any(m == "GET" for m, *_ in srv.requests)
+
+
+def test_plugin_args_parse_back_to_the_same_params(tmp_path):
+    """nbd-http-server builds nbdkit's command line from a Params object: every value
+    must survive the trip through key=value (the password stays out of it)."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    p = mparams.parse([("urls", "https://a:8443/d,http://b/x?y=1"), ("device-size", "64M"),
+                       ("user", "u"), ("password", SECRET), ("timeout", "3.5"),
+                       ("connect-timeout", "1"), ("retries", "4"), ("retry-delay", "0.2"),
+                       ("connections", "7"), ("clock-skew", "2.5"), ("cafile", str(ca)),
+                       ("insecure", "true")])
+    args = mparams.plugin_args(p)
+    assert not any(SECRET in a for a in args)
+    back = mparams.parse([tuple(a.split("=", 1)) for a in args] + [("password", SECRET)])
+    assert back == p

@@ -59,6 +59,18 @@ def test_write_is_resent_only_after_deadline_plus_skew(tmp_path, fake, connect, 
     assert disk_b.read_bytes()[:BLOCK] == _pattern(7)
 
 
+def _wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Until the kernel shows ``pid`` stopped (state T), so the next write really meets a
+    stalled server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid} not stopped {timeout} s after SIGSTOP")
+
+
 def _stall_and_resume(a, b, disk: Path, nbdkit_proc, *params: str) -> None:
     """Write 1 on A; SIGSTOP A; write 2 (times out on A, lands on B); write 3
     (acknowledged); SIGCONT A; the disk must hold write 3."""
@@ -69,6 +81,7 @@ def _stall_and_resume(a, b, disk: Path, nbdkit_proc, *params: str) -> None:
         h.pwrite(_pattern(1), 0)                    # write 1, on A
         a.send_signal(signal.SIGSTOP)
         try:
+            _wait_stopped(a.pid)
             done = threading.Event()
             errors: list[BaseException] = []
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import nbd
 import pytest
 
-from multihttp.wrapper import Wrapper, parse_args
+from nbd_http_server.options import parse_args
+from nbd_http_server.wrapper import Wrapper
 from tests.multihttp.conftest import REPO, make_disk
 
 MiB = 1 << 20

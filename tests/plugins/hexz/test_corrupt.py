@@ -550,3 +550,85 @@ def test_header_overflow_refused(cat, tmp_path):
     finally:
         os.chdir(old)
     _refuses(tmp_path, tmp_path / "long.hxz", "header")
+
+
+# -- index records edited by hand: a lost length must never read as zeros ------------------
+
+FIELD_COMBOS = [("length",), ("offset",), ("checksum",), ("length", "offset"),
+                ("length", "checksum"), ("offset", "checksum"),
+                ("length", "offset", "checksum")]
+
+
+def _lone_stored_record(layout, page: int) -> int:
+    """Index of a stored, non-empty record of `page` whose payload no other record shares."""
+    recs = layout.records(0)
+    uses: dict[int, int] = {}
+    for r in recs:
+        uses[r.offset] = uses.get(r.offset, 0) + 1
+    return next(i for i, r in enumerate(recs) if r.page == page and r.is_stored
+                and r.logical_len and uses[r.offset] == 1 and i > 0
+                and recs[i - 1].page == page)
+
+
+@pytest.mark.parametrize("fields", FIELD_COMBOS, ids="+".join)
+def test_record_fields_zeroed_give_eio_not_zeros(cat, tmp_path, fields):
+    """Length, offset and checksum of a stored record set to 0, alone and together (all
+    three make it look like a zero record; only its hash tells): the reads it covers fail
+    with EIO, block status never calls it a hole, the log names file, stream, page, record and
+    logical offset, and every other page reads right."""
+    fx = cat["multipage"]
+    layout = fx.layout()
+    idx = _lone_stored_record(layout, 1)
+    bad_file = tmp_path / "rec.hxz"
+    rec = corrupt.set_record_fields(fx.path, bad_file, idx, **{f: 0 for f in fields})
+    whole_page = "length" in fields or "offset" in fields
+    bad = [_page_range(layout, 1, len(fx.primary)) if whole_page
+           else (rec.start, rec.logical_len)]
+    srv = Server(tmp_path / "srv", bad_file)
+    try:
+        _check_damage_served(srv, fx.primary, bad)
+        with srv.client() as c:
+            for start, length, flags in c.block_status(rec.logical_len, rec.start):
+                assert not flags & (nbd.STATE_HOLE | nbd.STATE_ZERO), \
+                    f"damaged record reported as hole/zero at {start}+{length}: {flags}"
+        log = srv.log_text()
+        assert bad_file.name in log and str(rec.start) in log, log[-2000:]
+        if whole_page:
+            assert "page 1" in log and "record" in log, log[-2000:]
+    finally:
+        assert srv.stop() == 0
+    with hxz.open_archive(str(bad_file)) as a, pytest.raises(hxz.BlockError) as ei:
+        a.stream("disk").read(rec.start, 1)
+    msg = str(ei.value)
+    assert "\n" not in msg and bad_file.name in msg and str(rec.start) in msg, msg
+
+
+def test_parent_reference_with_checksum_gives_eio(cat, tmp_path):
+    """A parent reference carries checksum 0; one with a checksum is damaged."""
+    fx = cat["thin_shifted"]
+    child = tmp_path / "child.hxz"
+    corrupt.patch_header(fx.path, child, parent_paths=[str(cat["thin_base"].path)])
+    recs = spec.parse(child).records(0)
+    idx = next(i for i, r in enumerate(recs) if r.is_parent_ref)
+    bad_file = tmp_path / "ref.hxz"
+    corrupt.set_record_fields(child, bad_file, idx, checksum=0x1234)
+    # Its page is the archive's last: refused at open (or EIO, were it another page).
+    with pytest.raises(hxz.HxzError) as ei, hxz.open_archive(str(bad_file)) as a:
+        a.stream("disk").read(recs[idx].start, 1)
+    assert "parent reference" in str(ei.value) and "ref.hxz" in str(ei.value), str(ei.value)
+
+
+# -- stream sizes that the index does not back: refused at start ---------------------------
+
+@pytest.mark.parametrize("name,stream,how", [
+    ("random", 0, "2^63"), ("random", 0, "2^64-1"), ("random", 0, "+4096"),
+    ("multipage", 0, "-1"), ("dir", 1, "+1"), ("dir", 1, "2^63"), ("empty", 0, "+4096")])
+def test_wrong_stream_size_refused(cat, tmp_path, name, stream, how):
+    fx = cat[name]
+    size = fx.layout().sizes[stream]
+    value = {"2^63": 1 << 63, "2^64-1": (1 << 64) - 1, "+4096": size + 4096, "-1": size - 1,
+             "+1": size + 1}[how]
+    bad_file = tmp_path / f"size-{how.replace('^', '')}.hxz"
+    corrupt.set_stream_size(fx.path, bad_file, stream, value)
+    err = _refuses(tmp_path, bad_file)
+    assert str(value) in err, err

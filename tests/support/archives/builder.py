@@ -1,8 +1,8 @@
 """Builds .hxz files byte by byte from the spec (hxz-format.md), for unit tests.
 
 hexz 0.8.2 never writes zero records, several pages per small stream, dictionaries or
-multi-parent headers, so these tests craft them.  Hashes are real BLAKE3, as the reader
-checks them (zero records always, every block with verify="hash").
+multi-parent headers, so these tests craft them.  Records carry the real BLAKE3 of their
+content, as hexz writes it: the reader checks it for zero records and with verify="hash".
 """
 
 from __future__ import annotations

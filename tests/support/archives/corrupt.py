@@ -45,28 +45,40 @@ def flip_payload(src: Path, dst: Path, record_index: int) -> tuple[int, int, lis
     return rec.offset, rec.length, hit
 
 
-_RECORD_FIELDS = {"offset": (0, "<Q"), "length": (8, "<I"), "logical_len": (12, "<I"),
-                  "checksum": (16, "<I"), "hash": (20, "32s")}
-
-
 def set_record_field(src: Path, dst: Path, record_index: int, field: str, value: int) -> \
         tuple[int, int]:
     """Change one field (offset|length|logical_len|checksum) of a primary record in its page.
     Returns the record's logical (start, length) as originally written."""
-    return set_record(src, dst, record_index, **{field: value})
-
-
-def set_record(src: Path, dst: Path, record_index: int, **fields: int | bytes) -> \
-        tuple[int, int]:
-    """Change several fields of a primary record at once (offset, length, logical_len,
-    checksum, hash), as a damaged or forged index page would carry them.
-    Returns the record's logical (start, length) as originally written."""
     copy(src, dst)
     rec = spec.parse(dst).records(0)[record_index]
-    for field, value in fields.items():
+    rel, fmt = _RECORD_FIELDS[field]
+    _patch(dst, rec.pos + rel, struct.pack(fmt, value))
+    return rec.start, rec.logical_len
+
+
+def set_record_fields(src: Path, dst: Path, record_index: int, stream: int = 0,
+                      **values: int) -> spec.Record:
+    """Change several fields of one record at once (offset=, length=, logical_len=,
+    checksum=), as someone editing the index by hand would. Returns the original record."""
+    copy(src, dst)
+    rec = spec.parse(dst).records(stream)[record_index]
+    for field, value in values.items():
         rel, fmt = _RECORD_FIELDS[field]
         _patch(dst, rec.pos + rel, struct.pack(fmt, value))
-    return rec.start, rec.logical_len
+    return rec
+
+
+_RECORD_FIELDS = {"offset": (0, "<Q"), "length": (8, "<I"), "logical_len": (12, "<I"),
+                  "checksum": (16, "<I"), "hash": (20, "32s")}
+
+
+def set_stream_size(src: Path, dst: Path, stream: int, size: int) -> int:
+    """Change a stream's logical size in the master index; returns the original size."""
+    copy(src, dst)
+    layout = spec.parse(dst)
+    at = layout.header.index_offset + layout.master_len - 16 + 8 * stream
+    _patch(dst, at, struct.pack("<Q", size))
+    return layout.sizes[stream]
 
 
 def truncate(src: Path, dst: Path, size: int) -> None:
@@ -96,14 +108,6 @@ def set_page_entry(src: Path, dst: Path, page: int, field: str, value: int,
     return pe
 
 
-def set_stream_size(src: Path, dst: Path, stream: int, value: int) -> None:
-    """Change a stream's size (0 = primary, 1 = secondary) in the master index."""
-    copy(src, dst)
-    layout = spec.parse(dst)
-    at = layout.header.index_offset + layout.master_len - 16 + 8 * stream
-    _patch(dst, at, struct.pack("<Q", value))
-
-
 def alter_hashes(path: Path, digest: bytes) -> int:
     """In place: change every record of `path` whose hash is `digest` (flip its first byte),
     so a child's parent reference to it can no longer be resolved. Returns how many."""
@@ -127,3 +131,31 @@ def replace_manifest(src: Path, dst: Path, raw: bytes) -> None:
     h.metadata = (off, len(raw))
     data[:spec.HEADER_REGION] = spec.encode_header(h)
     dst.write_bytes(bytes(data[:off]) + raw)
+
+
+def point_at_other_payload(src: Path, dst: Path, *, shared: bool = False
+                           ) -> tuple[spec.Record, spec.Record]:
+    """Make a stored primary record point at another valid payload of the same logical
+    length: offset, length and checksum copied from that other record, so every CRC still
+    matches and only the record's BLAKE3 hash tells.  With ``shared`` the other payload is
+    one that several records already share (a damaged deduplication).  Returns (victim,
+    other) as originally written."""
+    recs = spec.parse(src).records(0)
+    uses: dict[int, int] = {}
+    for r in recs:
+        uses[r.offset] = uses.get(r.offset, 0) + 1
+    by_len: dict[int, list[spec.Record]] = {}
+    for r in recs:
+        if r.is_stored and r.logical_len:
+            by_len.setdefault(r.logical_len, []).append(r)
+    for group in by_len.values():
+        for other in group:
+            if shared != (uses[other.offset] > 1):
+                continue
+            victim = next((v for v in group if v.offset != other.offset
+                           and v.hash != other.hash and uses[v.offset] == 1), None)
+            if victim is not None:
+                set_record_fields(src, dst, recs.index(victim), offset=other.offset,
+                                  length=other.length, checksum=other.checksum)
+                return victim, other
+    raise AssertionError(f"{src}: no two stored records of one length to swap")

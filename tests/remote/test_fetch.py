@@ -1,0 +1,231 @@
+"""RangeFetcher: coalescing, bounded spans, readahead, against a counting transport."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+import pytest
+
+from hxz.errors import BlockError
+from hxz.sources.fetch import RangeFetcher, coalesce
+
+
+class Transport:
+    """A byte string behind a fetch() that records each call and can fail on demand."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.calls: list[tuple[int, int]] = []
+        self.lock = threading.Lock()
+        self.fail_at: int | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        with self.lock:
+            self.calls.append((offset, length))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.fail_at is not None and offset <= self.fail_at < offset + length:
+                raise BlockError(f"x: bytes {offset}-{offset + length - 1}: refused")
+            threading.Event().wait(0.002)       # a transport takes time
+            return self.data[offset:offset + length]
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_coalesce_merges_touching_ranges_up_to_the_span():
+    assert coalesce([(0, 10), (10, 5), (20, 1), (21, 4)], 100) == \
+        [(0, 15, [0, 1]), (20, 5, [2, 3])]
+    assert coalesce([(0, 60), (60, 60)], 100) == [(0, 60, [0]), (60, 60, [1])]
+
+
+def test_preadv_one_request_per_adjacent_run():
+    data = random.Random(1).randbytes(1 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=4, max_span=64 << 10)
+    ranges = [(100, 1000), (1100, 50), (1150, 7), (5000, 10), (9000, 0)]
+    assert f.preadv(ranges) == [data[o:o + n] for o, n in ranges]
+    assert sorted(t.calls) == [(100, 1057), (5000, 10)]
+    f.close()
+
+
+def test_sequential_reads_fetch_each_byte_once_with_requests_in_flight():
+    data = random.Random(2).randbytes(40 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=1 << 20)
+    rng = random.Random(3)
+    pos, out = 0, []
+    while pos < len(data):
+        n = min(rng.randrange(1, 3 << 20), len(data) - pos)
+        out.append(f.pread(n, pos))
+        pos += n
+    f.close()
+    assert b"".join(out) == data
+    assert sum(n for _, n in t.calls) <= 1.01 * len(data)
+    assert t.max_in_flight >= 2
+    assert max(n for _, n in t.calls) <= 1 << 20
+
+
+def test_a_failed_chunk_fails_the_read_and_is_fetched_again():
+    data = random.Random(4).randbytes(8 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=2, chunk=1 << 20)
+    assert f.pread(1000, 0) == data[:1000]
+    assert f.pread(1000, 1000) == data[1000:2000]      # the train starts
+    t.fail_at = 3 << 20
+    with pytest.raises(BlockError):
+        for o in range(2000, len(data), 100_000):
+            f.pread(min(100_000, len(data) - o), o)
+    t.fail_at = None
+    assert f.pread(200_000, 3 << 20) == data[3 << 20:(3 << 20) + 200_000]
+    f.close()
+
+
+def test_reads_outside_the_object_are_errors():
+    f = RangeFetcher(Transport(b"abc"), 3, "obj", workers=1)
+    with pytest.raises(BlockError, match="obj: read of 2 bytes at offset 2"):
+        f.pread(2, 2)
+    assert f.pread(0, 3) == b""
+
+
+def test_threads_mixing_sequential_and_random_reads_get_exact_bytes():
+    data = random.Random(6).randbytes(24 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=512 << 10)
+    bad = []
+
+    def sequential(start: int, seed: int) -> None:
+        rng = random.Random(seed)
+        pos = start
+        while pos < len(data):
+            n = min(rng.randrange(1, 1 << 20), len(data) - pos)
+            if f.pread(n, pos) != data[pos:pos + n]:
+                bad.append(("seq", pos, n))
+            pos += n
+
+    def scattered(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(300):
+            o = rng.randrange(len(data))
+            n = min(rng.randrange(1, 200_000), len(data) - o)
+            if f.pread(n, o) != data[o:o + n]:
+                bad.append(("rand", o, n))
+    threads = [threading.Thread(target=sequential, args=(0, 1)),
+               threading.Thread(target=sequential, args=(100_000, 2)),
+               threading.Thread(target=scattered, args=(3,))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    f.close()
+    assert not bad, bad[:5]
+
+
+def test_a_fork_with_chunks_in_flight_does_not_hang_the_child():
+    """nbdkit forks after the archive is opened: the child must fetch on its own."""
+    data = random.Random(7).randbytes(8 << 20)
+    f = RangeFetcher(Transport(data), len(data), "x", workers=2, chunk=1 << 20)
+    f.pread(1000, 0)
+    f.pread(1000, 1000)                 # a train with chunks on their way
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = f.pread(100_000, 2000) == data[2000:102_000]
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child hung on chunks of its parent")
+        threading.Event().wait(0.02)
+    assert os.waitstatus_to_exitcode(status) == 0
+    f.close()
+
+
+def test_every_read_returns_bytes_even_from_a_bytearray_transport():
+    data = random.Random(8).randbytes(3 << 20)
+    f = RangeFetcher(lambda o, n: bytearray(data[o:o + n]), len(data), "x", workers=2,
+                     chunk=1 << 20)
+    got = [f.pread(10, 5), f.pread(2 << 20, 0), *f.preadv([(0, 3), (3, 4), (100, 2)]),
+           *f.preadv([(7, 1)])]
+    assert all(type(g) is bytes for g in got)
+    f.close()
+
+
+def test_two_small_adjacent_reads_do_not_start_a_train():
+    """Zero-block checks and index records read a few bytes side by side: nothing ahead."""
+    data = random.Random(9).randbytes(16 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=2 << 20)
+    assert f.pread(204, 709_178) == data[709_178:709_382]
+    assert f.pread(48, 709_382) == data[709_382:709_430]
+    assert f.pread(60, 709_430) == data[709_430:709_490]
+    f.close()
+    assert sum(n for _, n in t.calls) == 204 + 48 + 60
+
+
+def test_interleaved_sequential_readers_each_get_a_train():
+    """nbdcopy copies two or more regions at once, one request from each in turn."""
+    data = random.Random(10).randbytes(32 << 20)
+    t = Transport(data)
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=1 << 20)
+    starts = [0, 8 << 20, 16 << 20, 24 << 20]
+    pos = list(starts)
+    out = {s: [] for s in starts}
+    while any(p < s + (8 << 20) for p, s in zip(pos, starts, strict=True)):
+        for i, s in enumerate(starts):
+            if pos[i] < s + (8 << 20):
+                out[s].append(f.pread(256 << 10, pos[i]))
+                pos[i] += 256 << 10
+    f.close()
+    assert b"".join(b"".join(out[s]) for s in starts) == data
+    assert sum(n for _, n in t.calls) <= 1.05 * len(data)
+    assert len(t.calls) < len(data) // (256 << 10)     # fewer, larger requests
+
+
+def test_pick_covers_with_overlapping_chunks_and_reports_gaps():
+    from concurrent.futures import Future
+
+    from hxz.sources.fetch import _Chunk, _pick
+
+    def ch(a, b):
+        return _Chunk(a, b, Future())
+    a, b, c = ch(0, 100), ch(50, 200), ch(200, 300)
+    assert _pick([c, b, a], 10, 250) == [a, b, c]
+    assert _pick([a, c], 10, 250) is None
+    assert _pick([b], 60, 70) == [b]
+
+
+def test_readinto_fills_the_callers_buffer_sequential_and_scattered():
+    data = random.Random(11).randbytes(20 << 20)
+    t = Transport(data)
+
+    def into(offset: int, mv: memoryview) -> None:
+        mv[:] = t(offset, len(mv))
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=1 << 20, fetch_into=into)
+    buf = bytearray(3 << 20)
+    pos, rng = 0, random.Random(12)
+    while pos < len(data):
+        n = rng.randrange(1, 3 << 20)
+        got = f.readinto(memoryview(buf)[:n], pos)
+        assert got == min(n, len(data) - pos)
+        assert buf[:got] == data[pos:pos + got], pos
+        pos += got
+    assert sum(n for _, n in t.calls) <= 1.05 * len(data)     # the sequential pass
+    for _ in range(50):
+        o, n = rng.randrange(len(data)), rng.randrange(1, 5 << 20)
+        got = f.readinto(memoryview(buf)[:min(n, len(buf))], o)
+        assert buf[:got] == data[o:o + got]
+    f.close()

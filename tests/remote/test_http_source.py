@@ -1,0 +1,362 @@
+"""HttpSource against real servers: nginx, http-disk-server, a misbehaving server.
+
+Every byte read is compared with the file the server serves.  What crossed the wire is
+counted from nginx's access log.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from hxz.errors import BlockError, FormatError
+from hxz.sources.http import HttpSource, NotFound
+from multihttp.params import Params, apply
+from nbdsuite.launch import DiskServerProcess
+from tests.remote.support import REPO, nginx_bytes, replace_file, served_copy
+from tests.support.archives import catalog
+from tests.support.fakeserver import FakeServer
+
+
+def params(**kw) -> Params:
+    p = Params()
+    for k, v in kw.items():
+        apply(p, k.replace("_", "-"), str(v))
+    return p
+
+
+def read_sequential(src, piece_sizes=(4096, 65536, 300_000, 1 << 20)) -> bytes:
+    rng = random.Random(src.size)
+    out, pos = [], 0
+    while pos < src.size:
+        n = min(rng.choice(piece_sizes), src.size - pos)
+        out.append(src.pread(n, pos))
+        pos += n
+    return b"".join(out)
+
+
+class Logs(list):
+    def __call__(self, msg: str) -> None:
+        self.append(msg)
+
+
+def disk_server(path: Path, tmp_path: Path, *extra: str, name: str = "srv") -> DiskServerProcess:
+    return DiskServerProcess(["--disk", str(path), "--read-only", *extra],
+                             tmp_path / f"{name}.log", cwd=REPO)
+
+
+@pytest.mark.parametrize("name", catalog.ALL)
+def test_catalogue_bytes_over_nginx(cat, cat_nginx, name):
+    path = cat[name].path
+    data = path.read_bytes()
+    src = HttpSource([cat_nginx.url + path.name])
+    try:
+        assert src.size == len(data)
+        assert src.name == cat_nginx.url + path.name
+        assert read_sequential(src) == data
+        rng = random.Random(7)
+        ranges = [(o, min(n, len(data) - o)) for o, n in
+                  ((rng.randrange(len(data)), rng.randrange(1, 70_000)) for _ in range(20))]
+        # adjacent ranges too, so some are merged into one request
+        ranges += [(0, 100), (100, 4000), (4100, 1)] if len(data) > 4101 else []
+        got = src.preadv(ranges)
+        assert got == [data[o:o + n] for o, n in ranges]
+    finally:
+        src.close()
+
+
+def test_sequential_copy_fetches_each_byte_once(cat, nginx, tmp_path):
+    """A sequential reader interleaving reads near the end (as index pages are read)
+    makes nginx send at most 1.05x the file, in requests of bounded size."""
+    path = served_copy(cat["multipage"].path, tmp_path / "www")
+    data = path.read_bytes()
+    ng = nginx(tmp_path / "www")
+    src = HttpSource([ng.url + path.name], params(connections=4))
+    try:
+        out, pos, rng = [], 0, random.Random(3)
+        while pos < src.size:
+            n = min(rng.randrange(1000, 200_000), src.size - pos)
+            out.append(src.pread(n, pos))
+            pos += n
+            if rng.random() < 0.05:     # an index page near the end of the file
+                at = len(data) - rng.randrange(1, 60_000)
+                assert src.pread(min(2000, len(data) - at), at) == data[at:at + 2000]
+        assert b"".join(out) == data
+    finally:
+        src.close()
+    reqs, sent = nginx_bytes(ng, path.name)
+    assert sent <= 1.05 * len(data), (sent, len(data))
+    biggest = max(r[3] for r in ng.requests())
+    assert biggest <= 8 << 20
+
+
+def test_requests_run_in_parallel(tmp_path):
+    """connections=4: a sequential reader gets several ranged GETs in flight."""
+    path = tmp_path / "disk.bin"
+    data = random.Random(1).randbytes(24 << 20)
+    path.write_bytes(data)
+    srv = FakeServer(str(path)).start()
+    try:
+        src = HttpSource([srv.url], params(connections=4), log=Logs())
+        assert read_sequential(src, (1 << 20,)) == data
+        src.close()
+        assert srv.max_conns >= 2, srv.max_conns
+        assert srv.max_conns <= 4 + 1       # connections= bounds them (+ the probe's)
+    finally:
+        srv.stop()
+
+
+def test_failover_when_a_mirror_is_killed(cat, tmp_path):
+    path = cat["random"].path
+    data = path.read_bytes()
+    a = disk_server(path, tmp_path, name="a")
+    b = disk_server(path, tmp_path, name="b")
+    logs = Logs()
+    try:
+        src = HttpSource([a.url, b.url], params(retries=1, retry_delay=0.05), log=logs)
+        half = len(data) // 2
+        first = read_sequential(src)[:half]
+        a.send_signal(signal.SIGKILL)
+        a.proc.wait(10)
+        rest = src.pread(len(data) - half, half)
+        again = src.pread(1000, 12345)
+        src.close()
+        assert first + rest == data and again == data[12345:13345]
+        assert any("failed over to " + b.url.rstrip("/") in m or "failed over to" in m
+                   for m in logs), logs
+    finally:
+        b.stop()
+        a.kill()
+
+
+def test_failover_mid_copy_in_threads(cat, tmp_path):
+    """SIGKILL the active mirror while reads are in flight in several threads."""
+    path = cat["multipage"].path
+    data = path.read_bytes()
+    a = disk_server(path, tmp_path, name="a")
+    b = disk_server(path, tmp_path, name="b")
+    try:
+        src = HttpSource([a.url, b.url], params(retries=1, retry_delay=0.05), log=Logs())
+        n = len(data)
+        parts = [(o, min(256 << 10, n - o)) for o in range(0, n, 256 << 10)]
+        results: dict[int, bytes] = {}
+        errors = []
+        killed = threading.Event()
+
+        def worker(k: int) -> None:
+            try:
+                for i, (o, ln) in enumerate(parts[k::4]):
+                    results[o] = src.pread(ln, o)
+                    if k == 0 and i == 3 and not killed.is_set():
+                        a.send_signal(signal.SIGKILL)
+                        killed.set()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        src.close()
+        assert not errors, errors
+        assert killed.is_set()
+        assert b"".join(results[o] for o, _ in parts) == data
+    finally:
+        b.stop()
+        a.kill()
+
+
+@pytest.mark.parametrize("mode", ["200", "bad-range", "short", "drop", "stall"])
+def test_misbehaving_mirror_fails_over_never_wrong_bytes(tmp_path, cat, mode):
+    path = tmp_path / "a.hxz"
+    path.write_bytes(cat["random"].path.read_bytes())
+    data = path.read_bytes()
+    bad = FakeServer(str(path)).start()
+    good = disk_server(path, tmp_path, name="good")
+    logs = Logs()
+    try:
+        src = HttpSource([bad.url, good.url],
+                         params(retries=1, retry_delay=0.01, timeout=1), log=logs)
+        bad.mode, bad.stall = mode, 3.0
+        assert src.pread(100_000, 1_000_000) == data[1_000_000:1_100_000]
+        assert read_sequential(src) == data
+        src.close()
+        assert any("failed over to" in m for m in logs), logs
+    finally:
+        bad.mode = "ok"
+        bad.stop()
+        good.stop()
+
+
+@pytest.mark.parametrize("mode", ["200", "bad-range", "short", "stall"])
+def test_misbehaving_only_mirror_is_eio_never_wrong_bytes(tmp_path, cat, mode):
+    path = tmp_path / "a.hxz"
+    path.write_bytes(cat["random"].path.read_bytes())
+    bad = FakeServer(str(path)).start()
+    try:
+        src = HttpSource([bad.url], params(retries=1, retry_delay=0.01, timeout=1),
+                         log=Logs())
+        bad.mode, bad.stall = mode, 3.0
+        with pytest.raises(BlockError) as ei:
+            src.pread(100_000, 1_000_000)
+        msg = str(ei.value)
+        assert "\n" not in msg and "bytes 1000000-1099999" in msg, msg
+        assert src.name in msg
+        src.close()
+    finally:
+        bad.mode = "ok"
+        bad.stop()
+
+
+def test_replaced_file_is_an_error_never_mixed_bytes(cat, nginx, tmp_path):
+    www = tmp_path / "www"
+    path = served_copy(cat["random"].path, www, "img.hxz")
+    old = path.read_bytes()
+    ng = nginx(www)
+    src = HttpSource([ng.url + "img.hxz"], log=Logs())
+    try:
+        assert src.pread(50_000, 0) == old[:50_000]
+        new = bytes(b ^ 0xFF for b in old[:4096]) + old[4096:]
+        replace_file(path, new)                 # same size, different bytes
+        for off in (2_000_000, 0, 4000):
+            with pytest.raises(BlockError) as ei:
+                src.pread(10_000, off)
+            assert "changed since it was opened" in str(ei.value)
+        # nginx answered If-Match with 412: nothing of the new file was taken as data
+        assert any(r[2] == 412 for r in ng.requests()), ng.requests()
+    finally:
+        src.close()
+
+
+def test_replaced_file_detected_through_failover_reprobe(cat, nginx, tmp_path):
+    """A mirror that comes back after a failure is checked against its pin again."""
+    www = tmp_path / "www"
+    path = served_copy(cat["random"].path, www, "img.hxz")
+    old = path.read_bytes()
+    ng = nginx(www)
+    src = HttpSource([ng.url + "img.hxz"], params(retries=0), log=Logs())
+    try:
+        assert src.pread(1000, 0) == old[:1000]
+        replace_file(path, old[:-1] + bytes([old[-1] ^ 1]))
+        with pytest.raises(BlockError, match="changed since it was opened"):
+            src.pread(1000, 3_000_000)
+    finally:
+        src.close()
+
+
+def test_mirror_with_other_etag_used_when_size_and_header_match(cat, nginx, tmp_path):
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    pa = served_copy(cat["random"].path, a_dir, "img.hxz")
+    pb = served_copy(cat["random"].path, b_dir, "img.hxz")
+    replace_file(pb, pb.read_bytes())           # same bytes, another mtime: another ETag
+    data = pa.read_bytes()
+    na, nb = nginx(a_dir, "ng-a"), nginx(b_dir, "ng-b")
+    logs = Logs()
+    src = HttpSource([na.url + "img.hxz", nb.url + "img.hxz"], params(retries=0), log=logs)
+    try:
+        assert src.pread(1000, 0) == data[:1000]
+        pa.unlink()                             # mirror a answers 404 from now on
+        assert read_sequential(src) == data
+        assert src.pread(5000, 70_000) == data[70_000:75_000]
+        notes = [m for m in logs if "differs from" in m and "using it" in m]
+        assert len(notes) == 1, logs
+    finally:
+        src.close()
+
+
+def test_mirror_with_other_content_is_not_used(cat, nginx, tmp_path):
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    served_copy(cat["random"].path, a_dir, "img.hxz")
+    data = (a_dir / "img.hxz").read_bytes()
+    (b_dir).mkdir()
+    (b_dir / "img.hxz").write_bytes(bytes(len(data)))  # same size, other header
+    na, nb = nginx(a_dir, "ng-a"), nginx(b_dir, "ng-b")
+    logs = Logs()
+    src = HttpSource([na.url + "img.hxz", nb.url + "img.hxz"], params(retries=0), log=logs)
+    try:
+        assert src.pread(1000, 0) == data[:1000]
+        (a_dir / "img.hxz").unlink()            # mirror a answers 404 from now on
+        with pytest.raises(BlockError) as ei:
+            src.pread(1000, 1_000_000)
+        assert "a different object" in str(ei.value)
+        # nothing but the probe was read from it
+        assert all(r[3] <= 4096 for r in nb.requests())
+    finally:
+        src.close()
+
+
+def test_basic_auth_every_password_form(cat, tmp_path):
+    path = cat["text"].path
+    data = path.read_bytes()
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret-Pa55\n")
+    srv = disk_server(path, tmp_path, "--user", "alice", "--password-file", str(pw))
+    try:
+        for form in ("s3cret-Pa55", f"+{pw}"):
+            src = HttpSource([srv.url], params(user="alice", password=form), log=Logs())
+            assert read_sequential(src) == data
+            src.close()
+        with pytest.raises(FormatError) as ei:
+            HttpSource([srv.url], params(user="alice", password="wrong-guess"), log=Logs())
+        msg = str(ei.value)
+        assert "\n" not in msg and "401" in msg and "wrong-guess" not in msg, msg
+        with pytest.raises(FormatError, match="401"):
+            HttpSource([srv.url], log=Logs())
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def cert(tmp_path):
+    crt, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True,
+                   timeout=60)
+    return crt, key
+
+
+def test_tls_cafile_insecure_and_refused(cat, tmp_path, cert):
+    crt, key = cert
+    path = cat["mixed"].path
+    data = path.read_bytes()
+    srv = disk_server(path, tmp_path, "--tls-cert", str(crt), "--tls-key", str(key))
+    url = srv.url.replace("http://", "https://")
+    try:
+        for p in (params(cafile=crt), params(insecure="true")):
+            src = HttpSource([url], p, log=Logs())
+            assert read_sequential(src) == data
+            src.close()
+        with pytest.raises(FormatError) as ei:
+            HttpSource([url], params(retries=0), log=Logs())
+        assert "\n" not in str(ei.value) and "certificate" in str(ei.value).lower()
+    finally:
+        srv.stop()
+
+
+def test_names_carry_no_secrets(cat, cat_nginx):
+    path = cat["text"].path
+    url = cat_nginx.url + path.name + "?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA"
+    src = HttpSource([url], log=Logs())
+    try:
+        assert src.name == cat_nginx.url + path.name
+        assert src.pread(10, 0) == path.read_bytes()[:10]
+    finally:
+        src.close()
+    with pytest.raises(FormatError) as ei:
+        HttpSource(["http://bob:hunter2@127.0.0.1:1/x.hxz"], log=Logs())
+    assert "hunter2" not in str(ei.value)
+
+
+def test_open_errors_are_one_line(cat_nginx):
+    with pytest.raises(NotFound) as ei:
+        HttpSource([cat_nginx.url + "missing.hxz"], log=Logs())
+    assert "404" in str(ei.value) and "\n" not in str(ei.value)
+    with pytest.raises(FormatError) as ei:
+        HttpSource(["http://127.0.0.1:1/x.hxz"], params(retries=0), log=Logs())
+    assert "connection refused" in str(ei.value)

@@ -1,0 +1,304 @@
+"""plugins/hexz.py with url=: everything the local plugin does, over HTTP(S) and S3.
+
+Real processes only: nbdkit with the plugin, nginx / http-disk-server / moto serving the
+archives, libnbd and nbdcopy as clients.  Expected bytes are the packed inputs.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+
+import nbd
+import pytest
+
+from nbdsuite.launch import DiskServerProcess
+from tests.remote.support import BUCKET, REPO, nginx_bytes, replace_file, served_copy
+from tests.support.archives import catalog, corrupt, spec
+from tests.support.archives import inputs as gen
+from tests.support.nbd import Server, assert_one_clear_line, list_exports, run_tool, try_start
+
+
+def serve(tmp_path, name: str, *params: str) -> Server:
+    return Server(tmp_path / name, None, *params)
+
+
+def nbdcopy_bytes(uri: str, tmp_path, name: str = "copy.img") -> bytes:
+    out = tmp_path / name
+    r = run_tool(["nbdcopy", uri, str(out)], timeout=120)
+    assert r.returncode == 0, r.stderr
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("name", catalog.ALL)
+def test_catalogue_over_nginx(cat, cat_nginx, tmp_path, name):
+    """Every fixture kind (thin chains found next to the child's URL, directory members,
+    both streams, Zstd with and without a dictionary) read back byte-exact."""
+    fx = cat[name]
+    srv = serve(tmp_path, "srv", f"url={cat_nginx.url}{fx.path.name}")
+    try:
+        with srv.client() as c:
+            assert c.size == len(fx.primary)
+        got = nbdcopy_bytes(srv.uri, tmp_path)
+        assert got == fx.primary
+        if fx.secondary:
+            mem = serve(tmp_path, "mem", f"url={cat_nginx.url}{fx.path.name}", "stream=memory")
+            try:
+                with mem.client() as c:
+                    assert c.size == len(fx.secondary)
+                    assert c.pread(len(fx.secondary), 0) == fx.secondary
+            finally:
+                mem.stop()
+        if fx.members:
+            names = list_exports(srv.socket)
+            for path, data in fx.members.items():
+                assert path in names
+                with srv.client(export=path) as c:
+                    assert c.size == len(data)
+                    if data:
+                        assert c.pread(len(data), 0) == data
+    finally:
+        assert srv.stop() == 0, srv.log_text()
+
+
+def _index_ranges(path) -> list[tuple[int, int]]:
+    """Byte ranges of the header, the index pages and the master index onwards."""
+    lay = spec.parse(path)
+    out = [(0, 4096), (lay.header.index_offset, path.stat().st_size)]
+    for pages in lay.pages:
+        out += [(pe.offset, pe.offset + pe.length) for pe in pages]
+    return out
+
+
+def _requested(ng, start: int, name: str) -> list[tuple[int, int]]:
+    out = []
+    for line in ng.access_log.read_text().splitlines()[start:]:
+        if line.split(" ")[1] != f"/{name}":
+            continue
+        a, b = line.rsplit('"bytes=', 1)[1].rstrip('"').split("-")
+        out.append((int(a), int(b) + 1))
+    return out
+
+
+@pytest.mark.parametrize("name", ["text", "mixed", "multipage", "dir", "thin_of_mixed"])
+def test_extents_fetch_no_data_payload(cat, nginx, tmp_path, name):
+    """Block status reads the header and index only, plus, as the local reader does, the
+    payloads small enough to be zero blocks (hexz writes zero runs as ordinary blocks; a
+    payload under 1/32 of its block is decoded once to tell): never a data payload."""
+    fx = cat[name]
+    www = tmp_path / "www"
+    path = served_copy(fx.path, www)
+    chain = [path]
+    if fx.parent is not None:
+        chain.append(served_copy(fx.parent, www))
+    allowed = {p.name: _index_ranges(p) + [
+        (r.offset, r.offset + r.length) for r in spec.parse(p).records(0)
+        if r.is_stored and r.length <= (r.logical_len >> 5) + 64] for p in chain}
+    ng = nginx(www)
+    srv = serve(tmp_path, "srv", f"url={ng.url}{path.name}")
+    try:
+        with srv.client() as c:
+            ext = c.block_status(c.size, 0)
+        assert sum(n for _, n, _ in ext) == len(fx.primary)
+        if name == "mixed":
+            assert any(f & nbd.STATE_ZERO for _, _, f in ext)
+        for p in chain:
+            for a, b in _requested(ng, 0, p.name):
+                assert any(lo <= a and b <= hi for lo, hi in allowed[p.name]), (p.name, a, b)
+    finally:
+        assert srv.stop() == 0
+
+
+def test_sequential_copy_fetches_at_most_1_05x_the_archive(tmp_path, nginx):
+    """A full nbdcopy of an archive without dedup: nginx sends at most 1.05x its size."""
+    import hexz
+
+    www = tmp_path / "www"
+    www.mkdir()
+    src = tmp_path / "in.img"
+    data = gen.random_bytes(12 << 20, 81) + gen.text(12 << 20, 82)
+    src.write_bytes(data)
+    hexz.pack(str(src), str(www / "img.hxz"), compression="lz4")
+    size = (www / "img.hxz").stat().st_size
+    ng = nginx(www)
+    srv = serve(tmp_path, "srv", f"url={ng.url}img.hxz")
+    try:
+        assert nbdcopy_bytes(srv.uri, tmp_path) == data
+    finally:
+        assert srv.stop() == 0
+    reqs, sent = nginx_bytes(ng, "img.hxz")
+    assert sent <= 1.05 * size, (sent, size)
+    assert sent < len(data)          # compressed bytes on the wire, not the image
+    assert max(r[3] for r in ng.requests()) <= 8 << 20
+
+
+def test_http_disk_server_as_a_second_independent_server(cat, tmp_path):
+    fx = cat["multipage_zstd"]
+    hds = DiskServerProcess(["--disk", str(fx.path), "--read-only"], tmp_path / "hds.log",
+                            cwd=REPO)
+    srv = serve(tmp_path, "srv", f"url={hds.url}")
+    try:
+        assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+    finally:
+        assert srv.stop() == 0
+        hds.stop()
+
+
+def test_failover_sigkill_one_mirror_mid_copy(cat, tmp_path):
+    fx = cat["multipage"]
+    a = DiskServerProcess(["--disk", str(fx.path), "--read-only"], tmp_path / "a.log", cwd=REPO)
+    b = DiskServerProcess(["--disk", str(fx.path), "--read-only"], tmp_path / "b.log", cwd=REPO)
+    srv = serve(tmp_path, "srv", f"url={a.url},{b.url}", "retries=1", "retry-delay=0.05",
+                "cache=4M")
+    try:
+        n = len(fx.primary)
+        with srv.client() as c:
+            first = c.pread(n // 3, 0)
+            a.send_signal(signal.SIGKILL)
+            a.proc.wait(10)
+            rest = b"".join(c.pread(min(1 << 20, n - o), o) for o in range(n // 3, n, 1 << 20))
+        assert first + rest == fx.primary
+        assert "failed over to" in srv.log_text()
+    finally:
+        assert srv.stop() == 0
+        b.stop()
+        a.kill()
+
+
+def test_replaced_file_gives_eio_never_mixed_bytes(cat, nginx, tmp_path):
+    fx = cat["random"]
+    path = served_copy(fx.path, tmp_path / "www", "img.hxz")
+    ng = nginx(tmp_path / "www")
+    srv = serve(tmp_path, "srv", f"url={ng.url}img.hxz", "cache=1M", "readahead=off")
+    try:
+        with srv.client() as c:
+            assert c.pread(100_000, 0) == fx.primary[:100_000]
+            replace_file(path, path.read_bytes()[::-1])     # same size, other bytes
+            for off in (len(fx.primary) - 200_000, 1_500_000):
+                with pytest.raises(nbd.Error) as ei:
+                    c.pread(4096, off)
+                assert ei.value.errnum == errno.EIO
+        assert "changed since it was opened" in srv.log_text()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_corrupt_block_is_eio_naming_the_block(cat, nginx, tmp_path):
+    fx = cat["random"]
+    www = tmp_path / "www"
+    www.mkdir()
+    poff, _plen, hit = corrupt.flip_payload(fx.path, www / "bad.hxz", 2)
+    ng = nginx(www)
+    srv = serve(tmp_path, "srv", f"url={ng.url}bad.hxz")
+    try:
+        s, n = hit[0]
+        with srv.client() as c:
+            with pytest.raises(nbd.Error) as ei:
+                c.pread(1, s + n // 2)
+            assert ei.value.errnum == errno.EIO
+            assert c.pread(4096, 0) == fx.primary[:4096] or s == 0
+        log = srv.log_text()
+        assert f"payload offset {poff}" in log and "CRC" in log and ng.url in log
+    finally:
+        assert srv.stop() == 0
+
+
+def test_thin_child_remote_parent_local(cat, nginx, tmp_path):
+    fx = cat["thin_shifted"]
+    www = tmp_path / "www"
+    served_copy(fx.path, www)                        # the parent is not on the server
+    local = tmp_path / "local"
+    served_copy(cat["thin_base"].path, local)
+    ng = nginx(www)
+    srv = serve(tmp_path, "srv", f"url={ng.url}{fx.path.name}", f"parent-dir={local}")
+    try:
+        assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+    finally:
+        assert srv.stop() == 0
+
+
+def test_thin_child_local_parent_remote(cat, nginx, tmp_path):
+    fx = cat["thin_of_thin"]
+    local = tmp_path / "local"
+    child = served_copy(fx.path, local)              # parents are not next to it
+    www = tmp_path / "www"
+    served_copy(cat["thin_shifted"].path, www)
+    served_copy(cat["thin_base"].path, www)
+    ng = nginx(www)
+    srv = Server(tmp_path / "srv", child, f"parent-url=thin_shifted.hxz={ng.url}thin_shifted.hxz")
+    try:
+        assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+    finally:
+        assert srv.stop() == 0
+
+
+def test_s3_with_credentials_and_thin_siblings(cat, moto, tmp_path):
+    key = tmp_path / "secret"
+    key.write_text(moto.secret_key + "\n")
+    for name in ("thin_of_thin", "dir_zstd"):
+        fx = cat[name]
+        srv = serve(tmp_path, f"srv-{name}", f"url=s3://{BUCKET}/cat/{fx.path.name}",
+                    f"endpoint-url={moto.endpoint}", f"access-key={moto.access_key}",
+                    f"secret-key=+{key}", "region=us-east-1")
+        try:
+            assert nbdcopy_bytes(srv.uri, tmp_path, f"{name}.img") == fx.primary
+            assert moto.secret_key not in srv.log_text()
+        finally:
+            assert srv.stop() == 0
+
+
+def test_s3_wrong_credentials_one_line_at_start(moto, tmp_path):
+    r = try_start(tmp_path, None, f"url=s3://{BUCKET}/cat/text.hxz",
+                  f"endpoint-url={moto.endpoint}", f"access-key={moto.access_key}",
+                  "secret-key=wrong-secret")
+    err = assert_one_clear_line(r, "refused the credentials", f"s3://{BUCKET}/cat/text.hxz")
+    assert "wrong-secret" not in err
+
+
+def test_presigned_url(cat, tmp_path_factory, tmp_path):
+    from tests.remote.support import start_moto
+    m = start_moto(tmp_path_factory.mktemp("moto-presign"), enforce_auth=False)
+    try:
+        fx = cat["dir"]
+        m.client().upload_file(str(fx.path), BUCKET, "p/dir.hxz")
+        url = m.client().generate_presigned_url(
+            "get_object", Params={"Bucket": BUCKET, "Key": "p/dir.hxz"}, ExpiresIn=600)
+        srv = serve(tmp_path, "srv", f"url={url}")
+        try:
+            assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+            assert "X-Amz-Signature" not in srv.log_text()
+        finally:
+            assert srv.stop() == 0
+    finally:
+        m.stop()
+
+
+def test_refusals_at_start_are_one_line(cat, cat_nginx, tmp_path):
+    url = f"{cat_nginx.url}text.hxz"
+    r = try_start(tmp_path, cat["text"].path, f"url={url}")
+    assert_one_clear_line(r, "exclusive")
+    r = try_start(tmp_path, None, f"url={cat_nginx.url}missing.hxz")
+    assert_one_clear_line(r, "missing.hxz", "404")
+    r = try_start(tmp_path, None, "url=ftp://example.test/x.hxz")
+    assert_one_clear_line(r, "scheme")
+    r = try_start(tmp_path, None, f"url={url}", "connections=99")
+    assert_one_clear_line(r, "connections")
+    r = try_start(tmp_path, None, f"url={url}", "user=bob", "password=s3cr3t-v")
+    assert r.returncode == 0, r.stderr          # nginx ignores credentials it does not ask
+    assert "s3cr3t-v" not in r.stderr
+
+
+def test_cache_filter_for_repeated_use(cat, nginx, tmp_path):
+    """--filter=cache keeps decompressed blocks on disk: a second copy fetches nothing."""
+    fx = cat["random"]
+    path = served_copy(fx.path, tmp_path / "www")
+    ng = nginx(tmp_path / "www")
+    srv = Server(tmp_path / "srv", None, f"url={ng.url}{path.name}", "cache-on-read=true",
+                 extra=["--filter=cache"])
+    try:
+        assert nbdcopy_bytes(srv.uri, tmp_path, "a.img") == fx.primary
+        after_first = len(ng.requests())
+        assert nbdcopy_bytes(srv.uri, tmp_path, "b.img") == fx.primary
+        assert len(ng.requests()) == after_first
+    finally:
+        assert srv.stop() == 0
