@@ -6,7 +6,7 @@ DEB_PACKAGES := nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd qemu-utils
 	nbd-client python3-zstandard python3-lz4 python3-requests python3-venv \
 	python3-pip e2fsprogs curl nginx-light openssl util-linux \
 	liblz4-1 libdeflate0 strace python3-prometheus-client python3-docutils \
-	man-db systemd awscli python3-botocore python3-boto3 python3-matplotlib
+	man-db systemd awscli python3-botocore python3-boto3 python3-matplotlib rclone
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

@@ -47,6 +47,8 @@ OVERRIDES = {"response-content-type": "Content-Type",
              "response-cache-control": "Cache-Control",
              "response-content-disposition": "Content-Disposition",
              "response-content-encoding": "Content-Encoding"}
+#: Object query parameters served (besides the response-* overrides).
+_OBJECT_PARAMS = frozenset({"versionId", "partNumber"})
 _INTERNAL = "We encountered an internal error. Please try again."
 
 
@@ -131,20 +133,40 @@ class S3App:
                 signed: bool, ids: dict[str, str]) -> None:
         _check_key(key)
         overrides = {OVERRIDES[k]: v for k, v in params.items() if k in OVERRIDES}
-        other = sorted(k for k in params if k not in OVERRIDES and k != "versionId")
+        other = sorted(k for k in params if k not in OVERRIDES and k not in _OBJECT_PARAMS)
         if other:
             raise not_implemented(f"the object sub-resource or parameter {other[0]!r} is "
                                   "not implemented")
         if params.get("versionId", "null") != "null":
             raise invalid_argument("Invalid version id specified", "versionId",
                                    params["versionId"])
+        part = params.get("partNumber")
+        if part is not None:
+            if not part.isdigit() or not 1 <= int(part) <= 10000:
+                raise invalid_argument("Part number must be an integer between 1 and 10000, "
+                                       "inclusive", "partNumber", part)
+            if int(part) != 1:
+                # Every object is one part: its ETag says so ("-1").
+                raise S3Error(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, "InvalidPartNumber",
+                              "The requested partnumber is not satisfiable",
+                              {"PartNumberRequested": part, "ActualPartCount": "1"})
+            if req.header("Range") is not None:
+                raise S3Error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "Cannot specify both "
+                              "Range header and partNumber query parameter")
         if overrides and not signed:
             raise S3Error(HTTPStatus.BAD_REQUEST, "InvalidRequest", "Request specific "
                           "response headers cannot be used for anonymous GET requests.")
-        obj = self._catalog.lookup(key)
+        obj = self._catalog.acquire(key)
         if obj is None:
             raise S3Error(HTTPStatus.NOT_FOUND, "NoSuchKey", "The specified key does not "
                           "exist.", {"Key": key})
+        try:
+            self._get(req, resp, obj, overrides, ids, whole_part=part is not None)
+        finally:
+            self._catalog.release(obj)
+
+    def _get(self, req: Request, resp: Response, obj: S3Object, overrides: dict[str, str],
+             ids: dict[str, str], whole_part: bool = False) -> None:
         headers = dict(ids)
         headers.update({"ETag": obj.etag, "Last-Modified": conditions.http_date(obj.mtime),
                         "Accept-Ranges": "bytes"})
@@ -153,12 +175,17 @@ class S3App:
             return
         headers["Content-Type"] = obj.content_type
         headers.update(overrides)
-        self._send(req, resp, obj, headers)
+        self._send(req, resp, obj, headers, whole_part)
 
     def _send(self, req: Request, resp: Response, obj: S3Object,
-              headers: dict[str, str]) -> None:
+              headers: dict[str, str], whole_part: bool) -> None:
         backend = obj.backend()
-        span = conditions.byte_range(req.header("Range"), obj.size)
+        if whole_part:
+            # partNumber=1: the one part, answered as S3 answers a part (206 with its range)
+            headers["x-amz-mp-parts-count"] = "1"
+            span = (0, obj.size - 1) if obj.size else None
+        else:
+            span = conditions.byte_range(req.header("Range"), obj.size)
         if span is None:
             resp.send_range(HTTPStatus.OK, headers, backend, 0, obj.size)
             return

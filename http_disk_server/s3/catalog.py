@@ -81,11 +81,19 @@ class Source:
         self._lock = threading.Lock()
         self._raw: Backend | None = None
         self._archive = None
+        self._closed = False
         self.objects: list[S3Object] = []
+        # Requests reading this source now, and whether a rescan has replaced it; the
+        # Catalog's lock guards both. A replaced source is closed once no one reads it.
+        self.readers = 0
+        self.retired = False
 
     def etag(self, key: str) -> str:
+        """An opaque version tag. S3 clients (rclone, s3cmd) take a 32-hex-digit ETag for
+        the MD5 of the content and check it; the "-1" suffix of a multipart ETag tells
+        them it is not one, and computing a real MD5 would mean reading the whole stream."""
         digest = hashlib.md5(f"{key}\0{self.version}".encode(), usedforsecurity=False)
-        return f'"{digest.hexdigest()}"'
+        return f'"{digest.hexdigest()}-1"'
 
     def current_version(self) -> Version | None:
         """The version on disk now (None: gone or no longer a plain file)."""
@@ -102,6 +110,7 @@ class Source:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             backend, self._raw = self._raw, None
         if backend is not None:
             backend.close()
@@ -114,6 +123,9 @@ class RawSource(Source):
 
     def _backend(self) -> Backend:
         with self._lock:
+            if self._closed:
+                # Never reopen: the path may name newer bytes than this source's ETag.
+                raise BackendError(errno.ESTALE, f"{self.rel}: replaced while being read")
             if self._raw is None:
                 self._raw = fileio.open(self.path, read_only=True)
             return self._raw
@@ -175,6 +187,7 @@ class ArchiveSource(Source):
         return tuple(out)
 
     def close(self) -> None:
+        self._closed = True
         archive, self._archive = self._archive, None
         if archive is not None:
             archive.close()
@@ -212,7 +225,7 @@ class Catalog:
         self._table: dict[str, S3Object] = {}
         self._keys: list[str] = []
         self._scanned_at = -float("inf")
-        # Replaced sources may still be read by requests in flight: closed at the end.
+        # Replaced sources that requests in flight still read: closed after the last one.
         self._retired: list[Source] = []
         self._failed: dict[str, Version] = {}
 
@@ -222,7 +235,9 @@ class Catalog:
             self._scan()
             return [self._table[k] for k in self._keys]
 
-    def lookup(self, key: str) -> S3Object | None:
+    def acquire(self, key: str) -> S3Object | None:
+        """The current object under ``key``, its source held open until ``release(obj)``
+        (a rescan that replaces the source meanwhile closes it only after that)."""
         with self._lock:
             if self._clock() - self._scanned_at > self._ttl:
                 self._scan()
@@ -230,15 +245,36 @@ class Catalog:
             if obj is not None and obj.source.current_version() != obj.source.version:
                 self._scan()
                 obj = self._table.get(key)
+            if obj is not None:
+                obj.source.readers += 1
             return obj
+
+    def release(self, obj: S3Object) -> None:
+        with self._lock:
+            src = obj.source
+            src.readers -= 1
+            if src.retired and src.readers == 0 and src in self._retired:
+                self._retired.remove(src)
+                self._close(src)
+
+    def _retire(self, src: Source) -> None:
+        src.retired = True
+        if src.readers == 0:
+            self._close(src)
+        else:
+            self._retired.append(src)
+
+    @staticmethod
+    def _close(src: Source) -> None:
+        try:
+            src.close()
+        except OSError as e:
+            log.error("closing %s: %s", src.rel, e)
 
     def close(self) -> None:
         with self._lock:
             for src in list(self._sources.values()) + self._retired:
-                try:
-                    src.close()
-                except OSError as e:
-                    log.error("closing %s: %s", src.rel, e)
+                self._close(src)
             self._sources.clear()
             self._retired.clear()
 
@@ -259,7 +295,7 @@ class Catalog:
                 sources[rel] = src
         for rel, old in self._sources.items():
             if sources.get(rel) is not old:
-                self._retired.append(old)
+                self._retire(old)
         self._sources = sources
         table = {o.key: o for s in sources.values() for o in s.objects}
         self._table = table

@@ -248,3 +248,21 @@ def test_writes_are_refused_and_nothing_changes(s3, gateway):
         status, code = _code(e)
         assert (status, code) in ((403, "AccessDenied"), (501, "NotImplemented")), code
     assert tree() == before
+
+
+def test_part_number_one_is_the_whole_object(s3, gateway):
+    """ETags say "one part" (-1): clients that fetch by part number get it whole."""
+    data = gateway.bucket.objects["child.hxz/disk"]
+    h = s3.head_object(Bucket=BUCKET, Key="child.hxz/disk", PartNumber=1)
+    assert h["PartsCount"] == 1 and h["ContentLength"] == len(data)
+    assert h["ETag"].endswith('-1"')
+    r = s3.get_object(Bucket=BUCKET, Key="child.hxz/disk", PartNumber=1)
+    assert r["ContentRange"] == f"bytes 0-{len(data) - 1}/{len(data)}"
+    assert r["Body"].read() == data
+    for part, status, code in [(2, 416, "InvalidPartNumber"), (0, 400, "InvalidArgument")]:
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket=BUCKET, Key="child.hxz/disk", PartNumber=part)
+        assert _code(e) == (status, code), part
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=BUCKET, Key="child.hxz/disk", PartNumber=1, Range="bytes=0-1")
+    assert _code(e) == (400, "InvalidRequest")

@@ -132,3 +132,32 @@ def test_presigned_url_with_curl_and_after_expiry(gateway):
         time.sleep(0.5)
     assert status == 403 and b"<Code>AccessDenied</Code>" in body
     assert b"Request has expired" in body
+
+
+def test_rclone_lists_and_copies_byte_exact(gateway, tmp_path):
+    """rclone checks a 32-hex-digit ETag as the content's MD5: the gateway's ETags must
+    not look like one (a mismatch is 'corrupted on transfer')."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env.update(RCLONE_CONFIG_GW_TYPE="s3", RCLONE_CONFIG_GW_PROVIDER="Other",
+               RCLONE_CONFIG_GW_ENDPOINT=gateway.url, RCLONE_CONFIG_GW_REGION=REGION,
+               RCLONE_CONFIG_GW_ACCESS_KEY_ID=gateway.keys.access,
+               RCLONE_CONFIG_GW_SECRET_ACCESS_KEY=gateway.keys.secret)
+
+    def rclone(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["rclone", "--config", os.devnull, "--retries", "1",
+                               "--low-level-retries", "1", "--contimeout", "5s",
+                               "--timeout", "30s", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    r = rclone("lsf", f"gw:{BUCKET}/docs.hxz/", "--recursive", "--files-only")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split("\n")[:-1]) == sorted(
+        k[len("docs.hxz/"):] for k in [*gateway.bucket.objects, "docs.hxz/disk",
+                                        "docs.hxz/info.json"] if k.startswith("docs.hxz/"))
+    out = tmp_path / "copy"
+    for key in ("vm.hxz/disk", "docs.hxz/files/sub dir/caf\u00e9.json", "raw.img"):
+        r = rclone("copyto", f"gw:{BUCKET}/{key}", str(out))
+        assert r.returncode == 0, r.stderr
+        assert _sha(out.read_bytes()) == _sha(gateway.bucket.objects[key]), key
+    r = rclone("copyto", str(out), f"gw:{BUCKET}/uploaded.img")
+    assert r.returncode != 0 and "AccessDenied" in r.stderr

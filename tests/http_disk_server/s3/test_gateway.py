@@ -217,3 +217,89 @@ def test_sigterm_finishes_reads_in_flight(small, tmp_path):
     except OSError:
         pass
     assert r is None
+
+
+def test_replaced_files_are_closed_not_leaked(small, tmp_path):
+    """Each replacement of a served file or archive releases the old one once no request
+    reads it: the server's open descriptors stay flat."""
+    root, keys, creds = small
+    _pack(tmp_path / "src", os.urandom(100_000), root / "vm.hxz")
+    (root / "raw.img").write_bytes(os.urandom(50_000))
+    s = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path)
+    try:
+        s3 = client(s.url, keys)
+
+        def fds() -> int:
+            return len(os.listdir(f"/proc/{s.pid}/fd"))
+
+        def round_trip(i: int) -> None:
+            data, raw = os.urandom(100_000), os.urandom(50_000)
+            _pack(tmp_path / "src", data, root / "vm.hxz")
+            tmp = root / ".raw.tmp"
+            tmp.write_bytes(raw)
+            os.replace(tmp, root / "raw.img")
+            assert s3.get_object(Bucket="images", Key="vm.hxz/disk")["Body"].read() == data
+            assert s3.get_object(Bucket="images", Key="raw.img")["Body"].read() == raw
+
+        round_trip(0)
+        before = fds()
+        for i in range(1, 25):
+            round_trip(i)
+        assert fds() <= before + 2, (before, fds())
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+def test_a_read_in_flight_keeps_its_version_while_the_file_is_replaced(small, tmp_path):
+    root, keys, creds = small
+    old, new = os.urandom(24 << 20), os.urandom(24 << 20)
+    (root / "big.img").write_bytes(old)
+    s = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path)
+    try:
+        from urllib.parse import urlsplit
+
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        u = urlsplit(s.url)
+        req = AWSRequest(method="GET", url=s.url.rstrip("/") + "/images/big.img")
+        req.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
+        S3SigV4Auth(Credentials(keys.access, keys.secret), "s3", REGION).add_auth(req)
+        sock = socket.create_connection((u.hostname, u.port), timeout=20)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        head = "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
+        sock.sendall(f"GET /images/big.img HTTP/1.1\r\nHost: {u.netloc}\r\n{head}"
+                     "Connection: close\r\n\r\n".encode())
+        got = sock.recv(65536)
+        assert got.startswith(b"HTTP/1.1 200")
+        tmp = root / ".big.tmp"
+        tmp.write_bytes(new)
+        os.replace(tmp, root / "big.img")
+        s3 = client(s.url, keys)
+        s3.list_objects_v2(Bucket="images")    # a rescan retires the old version
+        assert s3.get_object(Bucket="images", Key="big.img", Range="bytes=0-99")[
+            "Body"].read() == new[:100]
+        while chunk := sock.recv(1 << 20):
+            got += chunk
+        sock.close()
+        body = got.split(b"\r\n\r\n", 1)[1]
+        assert len(body) == len(old) and body == old
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+def test_verify_hash_applies_to_every_archive(small, tmp_path):
+    root, keys, creds = small
+    data = os.urandom(700_000)
+    _pack(tmp_path / "src", data, root / "vm.hxz")
+    s = start_server(["--s3", str(root), "--credentials", str(creds), "--verify", "hash"],
+                     tmp_path)
+    try:
+        s3 = client(s.url, keys)
+        assert s3.get_object(Bucket="images", Key="vm.hxz/disk")["Body"].read() == data
+    finally:
+        assert s.stop() == 0, s.log_text()
+    p = launch(["--disk", str(root / "vm.hxz"), "--credentials", str(creds), "--port", "0"],
+               tmp_path, "mixed")
+    assert p.wait(15) == 1
+    assert "go with --s3" in (tmp_path / "mixed.stderr").read_text()
