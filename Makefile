@@ -5,12 +5,13 @@
 DEB_PACKAGES := nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd qemu-utils \
 	nbd-client python3-zstandard python3-lz4 python3-requests python3-venv \
 	python3-pip e2fsprogs curl nginx-light openssl util-linux \
-	liblz4-1 libdeflate0 strace python3-botocore python3-boto3
+	liblz4-1 libdeflate0 strace python3-prometheus-client python3-docutils \
+	man-db systemd awscli python3-botocore python3-boto3 python3-matplotlib
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv moto-venv demo test lint bench clean
+.PHONY: all deps venv moto-venv demo test lint bench clean install uninstall
 
 all: test
 
@@ -59,6 +60,25 @@ lint: venv
 
 bench: venv
 	$(PY) bench/run_all.py
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: packages and console scripts (pip, for
+# Debian's python3, which nbdkit embeds), nbdkit-hexz-plugin and nbdkit-multihttp-plugin in
+# nbdkit's plugin directory, man pages, systemd units.  make uninstall removes them.
+PREFIX ?= /usr/local
+DESTDIR ?=
+PLUGINDIR ?= $(shell nbdkit --dump-config 2>/dev/null | sed -n 's/^plugindir=//p')
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= /etc/systemd/system
+PIP_DEPS ?= yes
+INSTALL_ARGS = --prefix "$(PREFIX)" --destdir "$(DESTDIR)" --plugindir "$(PLUGINDIR)" \
+	--mandir "$(MANDIR)" --unitdir "$(UNITDIR)" $(if $(filter no,$(PIP_DEPS)),--no-pip-deps)
+
+install: deps
+	@test -n "$(PLUGINDIR)" || { echo "nbdkit --dump-config gave no plugindir" >&2; exit 1; }
+	/usr/bin/python3 scripts/install.py install $(INSTALL_ARGS)
+
+uninstall:
+	/usr/bin/python3 scripts/install.py uninstall $(INSTALL_ARGS)
 
 clean:
 	rm -rf $(VENV) $(MOTO_VENV) demo-work bench/work *.egg-info

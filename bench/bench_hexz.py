@@ -141,7 +141,9 @@ def run(args: argparse.Namespace) -> str:
         zs = server("zstd", hexz_args(paths["large.zstd.hxz"]))
         dr = server("dir", hexz_args(paths["large.dir.hxz"]))
         seq_servers = {"file": (f, ""), "hexz-lz4": (lz, ""), "hexz-zstd": (zs, ""),
-                       "hexz-dir-lz4": (dr, "large.img")}
+                       "hexz-dir-lz4": (dr, "large.img"),
+                       "hexz-lz4 verify=hash": (server("lz4-hash", hexz_args(
+                           paths["large.lz4.hxz"], "verify=hash")), "")}
         tm = {}
         if not args.no_thread_models:
             tm = {
@@ -177,6 +179,9 @@ def run(args: argparse.Namespace) -> str:
             ri = med(rand[k])
             lines.append(f"| {label} | {mbps[k]:.0f} | {fs / med(seq[k]):.2f} | {cpu(k)} | "
                          f"{ri:.0f} | {ri / fr:.2f} |")
+        k = "hexz-lz4 verify=hash"
+        lines.append(f"| hexz plugin, LZ4, verify=hash (BLAKE3 of every block) | "
+                     f"{mbps[k]:.0f} | {fs / med(seq[k]):.2f} | {cpu(k)} | | |")
         lines.append(f"| hexz plugin, LZ4 directory archive (member export) | "
                      f"{mbps['hexz-dir-lz4']:.0f} | {fs / med(seq['hexz-dir-lz4']):.2f} | "
                      f"{cpu('hexz-dir-lz4')} | | |")
@@ -206,10 +211,11 @@ def run(args: argparse.Namespace) -> str:
         f = server("sfile", ["file", f"file={paths['small.img']}"])
         lz = server("slz4", hexz_args(paths["small.lz4.hxz"]))
         zs = server("szstd", hexz_args(paths["small.zstd.hxz"]))
-        extra = {}
+        extra = {"lz4 verify=hash": (server("slz4-hash", hexz_args(paths["small.lz4.hxz"],
+                                                                 "verify=hash")), "")}
         if not args.no_thread_models:
-            extra = {"lz4 parallel": (server("sp", hexz_args(paths["small.lz4.hxz"],
-                                                             "threads=parallel")), "")}
+            extra["lz4 parallel"] = (server("sp", hexz_args(paths["small.lz4.hxz"],
+                                                           "threads=parallel")), "")
         seq = measure_seq({"file": (f, ""), "hexz-lz4": (lz, ""), "hexz-zstd": (zs, ""),
                            **extra}, args.runs)
         rand = measure_rand({"file": (f, ""), "hexz-lz4": (lz, ""), "hexz-zstd": (zs, "")},
@@ -225,6 +231,7 @@ def run(args: argparse.Namespace) -> str:
                   f"| C file plugin, raw image | {size / fs / 1e6:.0f} | 1.00 | {cpu('file')} | "
                   f"{fr:.0f} | 1.00 |"]
         for k, label in (("hexz-lz4", "hexz plugin, LZ4"), ("hexz-zstd", "hexz plugin, Zstd"),
+                         ("lz4 verify=hash", "hexz plugin, LZ4, verify=hash"),
                          ("lz4 parallel", "hexz plugin, LZ4, threads=parallel")):
             if k not in seq:
                 continue

@@ -129,6 +129,7 @@ def client_choice(url: str, port: int, seconds: float) -> dict[str, float]:
     import requests
 
     from multihttp import request as mreq
+    from multihttp.server import Endpoint
     from multihttp.wire import Connection
 
     small, big = memoryview(bytearray(4096)), memoryview(bytearray(4 << 20))
@@ -163,7 +164,7 @@ def client_choice(url: str, port: int, seconds: float) -> dict[str, float]:
 
     def wire(n, i):
         off = (i * n) % (64 << 20)
-        mreq.get_range(wc, "/", None, url, small if n == 4096 else big, off, None)
+        mreq.get_range(wc, Endpoint("/", None, url), small if n == 4096 else big, off, None)
     for name, fn in (("requests (.content)", req), ("http.client (readinto)", hcl),
                      ("multihttp.wire (readinto)", wire)):
         out[f"client {name}: 4K GET/s"] = timed(fn, 4096)

@@ -1,4 +1,4 @@
-"""Command line: http-disk-server --disk PATH | --snapshot FILE.hxz [options].
+"""Command line: http-disk-server --disk PATH | --snapshot FILE.hxz | --s3 DIR [options].
 
 Every bad argument or unusable input ends in one line naming it and exit status 1 (2 for
 argument syntax, as argparse does), never a traceback.
@@ -17,9 +17,11 @@ import threading
 
 from nbdsuite.cli import entry_point, port, positive_float, positive_int
 from nbdsuite.sizes import parse_size
+from nbdsuite.version import VERSION
 
 from .auth import BasicAuth
 from .config import Config
+from .s3.gateway import DEFAULT_BUCKET, S3Settings
 from .service import DiskService
 from .snapshot import VERIFY_MODES
 
@@ -36,12 +38,24 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Serve a block device, a file or a Hexz snapshot over "
                 "HTTP/1.1 with ranged reads and durable writes.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--disk", metavar="PATH", help="block device or regular file to serve")
     src.add_argument("--snapshot", metavar="FILE.hxz",
                      help="serve a Hexz snapshot's decompressed streams, read-only")
+    src.add_argument("--s3", metavar="DIR",
+                     help="serve the raw images and .hxz archives in DIR as a read-only S3 "
+                     "bucket (see --bucket, --credentials, --s3-anonymous)")
+    p.add_argument("--bucket", metavar="NAME", default=None,
+                   help=f"with --s3: the bucket name (default {DEFAULT_BUCKET})")
+    p.add_argument("--credentials", metavar="FILE", default=None,
+                   help="with --s3: AWS credentials file (sections with aws_access_key_id "
+                   "and aws_secret_access_key); every request must be signed (SigV4)")
+    p.add_argument("--s3-anonymous", action="store_true",
+                   help="with --s3: also serve unsigned requests")
     p.add_argument("--verify", choices=VERIFY_MODES, default=None,
-                   help="with --snapshot: crc (default) checks the CRC-32 of stored blocks; "
+                   help="with --snapshot or --s3: crc (default) checks the CRC-32 of stored "
+                   "blocks; "
                    "hash also the BLAKE3 hash of every decompressed block")
     p.add_argument("--ip", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)")
@@ -63,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent connections; more get 503 (default 64)")
     p.add_argument("--max-writers", type=positive_int, default=8, metavar="N",
                    help="large PUT bodies buffered at once (default 8)")
+    p.add_argument("--no-metrics", action="store_true",
+                   help="do not serve GET /metrics (Prometheus text format)")
     return p
 
 
@@ -86,18 +102,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     max_put = parse_size(args.max_put_size, "--max-put-size")
     if max_put <= 0:
         raise ValueError("--max-put-size must be positive")
-    if args.verify is not None and args.snapshot is None:
-        raise ValueError("--verify goes with --snapshot")
+    if args.verify is not None and args.snapshot is None and args.s3 is None:
+        raise ValueError("--verify goes with --snapshot or --s3")
+    if args.s3 is None and (args.bucket or args.credentials or args.s3_anonymous):
+        raise ValueError("--bucket, --credentials and --s3-anonymous go with --s3")
     if (args.user is None) != (args.password_file is None):
         raise ValueError("--user and --password-file go together")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
     auth = BasicAuth.from_file(args.user, args.password_file) if args.user else None
     ctx = _tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    return Config(read_only=args.read_only or args.snapshot is not None, max_put_size=max_put,
+    read_only = args.read_only or args.snapshot is not None or args.s3 is not None
+    return Config(read_only=read_only, max_put_size=max_put,
                   timeout=args.timeout, shutdown_timeout=args.shutdown_timeout,
                   max_connections=args.max_connections, max_writers=args.max_writers,
-                  verbose=args.verbose, auth=auth, ssl_context=ctx)
+                  verbose=args.verbose, auth=auth, ssl_context=ctx,
+                  metrics=not args.no_metrics)
 
 
 def _die(msg: str) -> int:
@@ -139,15 +159,26 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    what = args.disk or args.snapshot
+    what = args.disk or args.snapshot or args.s3
+    s3 = None
+    if args.s3 is not None:
+        s3 = S3Settings(args.s3, args.bucket or DEFAULT_BUCKET, args.credentials,
+                        args.s3_anonymous, args.verify or "crc")
+        try:
+            s3.check()
+        except ValueError as e:
+            return _die(str(e))
     try:
         service = DiskService(config, args.ip, args.port, disk=args.disk,
-                              snapshot=args.snapshot, verify=args.verify or "crc")
+                              snapshot=args.snapshot, verify=args.verify or "crc", s3=s3)
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else _oserror_text(e)
         return _die(f"cannot listen on {args.ip}:{args.port}: {reason}")
     try:
         opened = service.open()
+    except ValueError as e:  # a bad setting (credentials file...): its own one line
+        service.server.server_close()
+        return _die(str(e))
     except Exception as e:  # OSError, hxz.FormatError...: one clear line, no traceback
         service.server.server_close()
         return _die(f"cannot open {what}: {_oserror_text(e)}")

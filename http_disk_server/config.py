@@ -21,3 +21,4 @@ class Config:
     verbose: bool = False
     auth: BasicAuth | None = None
     ssl_context: ssl.SSLContext | None = None
+    metrics: bool = True              # serve GET /metrics

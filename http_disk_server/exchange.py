@@ -16,6 +16,7 @@ from . import connection, deadline, framing
 from .backend import Backend
 from .body import read_chunked, read_exact
 from .errors import HTTPError
+from .redact import redact_target
 
 if TYPE_CHECKING:
     from .handler import DiskRequestHandler
@@ -28,7 +29,10 @@ class Request:
     def __init__(self, handler: DiskRequestHandler) -> None:
         self._handler = handler
         self.method: str = handler.command
-        self.line: str = handler.requestline
+        #: for logs: the request line with credentials in its query masked
+        self.line: str = redact_target(handler.requestline)
+        #: the request target as received (percent-encoded path and query)
+        self.target: str = handler.path
         path, _, query = handler.path.partition("?")
         self.path = path
         self._query = parse_qs(query, keep_blank_values=True)
@@ -37,6 +41,11 @@ class Request:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """A query parameter's value (the last one wins), or ``default``."""
+        values = self._query.get(name)
+        return values[-1] if values else default
 
     def flag(self, name: str, default: bool) -> bool:
         """A ``?name=y|n`` query parameter (the last one wins); 400 when it is neither."""
@@ -118,6 +127,11 @@ class Response:
         if body and not self._head_only:
             self._handler.wfile.write(body)
 
+    def send_no_body(self, status: int, headers: dict[str, str], length: int) -> None:
+        """A reply that has no body by definition (304, or to HEAD) whose Content-Length
+        is that of the representation it describes."""
+        self._start(status, headers, length)
+
     def send_json(self, obj: object, status: int = HTTPStatus.OK,
                   headers: dict[str, str] | None = None) -> None:
         body = json.dumps(obj, separators=(",", ":")).encode()
@@ -140,4 +154,5 @@ class Response:
         h = self._handler
         closing, h.close_connection = h.close_connection, True
         sender.send(backend, offset, length, first)
+        h.server.metrics.read_bytes.inc(length)
         h.close_connection = closing or h.server.stopping

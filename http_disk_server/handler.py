@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler
 
 from . import connection, framing
 from .exchange import Request, Response
+from .redact import redact_target
 from .router import METHODS
 from .streaming import RangeSender
 
@@ -31,8 +32,16 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True  # small replies must not wait for delayed ACKs
 
+    #: the status of the reply being sent (for metrics), None before one is
+    status_code: int | None = None
+    started_at = 0.0
+
     def version_string(self) -> str:
         return self.server_version
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status_code = code
+        super().send_response(code, message)
 
     # ---- connection lifecycle ------------------------------------------------------
 
@@ -153,7 +162,7 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         # Request lines only, never headers (they may hold credentials); only with -v.
         if self.server.config.verbose:
-            log.info("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), redact_target(format % args))
 
     def address_string(self) -> str:
         return str(self.client_address[0])

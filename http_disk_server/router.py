@@ -3,20 +3,21 @@
 Shaped like ovirt-imageio's ``http.Router``: a list of (path pattern, resource) pairs; a
 resource is any object with ``get``/``head``/``put``/``patch``/``options`` methods taking
 ``(request, response, *groups of the pattern)`` and an ``allow()`` list. The disk API is
-one router (service.py builds it); the coming S3 face is a second router over the same
-storage with its own resources, sharing ``errors.failure_for``.
+one router (service.py builds it); the S3 face (s3/app.py) is a second router over the
+same backends, sharing ``errors.failure_for`` and ``reply_failure`` and formatting its
+replies as S3 XML.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from .auth import BasicAuth
-from .errors import HTTPError, failure_for
+from .errors import Failure, HTTPError, failure_for
 from .exchange import Request, Response
 
 log = logging.getLogger("http_disk_server")
@@ -66,28 +67,34 @@ class Router:
         raise HTTPError(HTTPStatus.NOT_FOUND, f"no such resource: {req.path}")
 
     def fail(self, req: Request, resp: Response, exc: Exception) -> None:
-        """Answer ``exc`` (errors.failure_for says how), or cut the connection when the
-        reply has already started or the client is gone."""
-        failure = failure_for(exc)
-        if failure is None:
-            log.info("%s: client connection lost: %s", req.line, exc)
-            resp.close_connection()
-            return
-        if failure.internal:
-            # A bug, not a client or device problem: keep the traceback.
-            log.exception("%s: internal error", req.line)
-        elif failure.loud or self._verbose:
-            log.warning("%s: %d %s", req.line, failure.status, failure.reason)
-        if resp.started:
-            log.error("%s: %s; connection closed mid-reply", req.line, exc)
-            resp.close_connection()
-            return
-        if failure.close:
-            resp.close_connection(linger=failure.linger)
-        elif not req.discard_body():
-            # The unread body is too large to drop, or the client waits for 100 Continue.
-            resp.close_connection(linger=True)
-        try:
-            resp.send_text(failure.status, failure.reason, failure.headers)
-        except OSError:  # best effort: the client may be gone
-            resp.close_connection()
+        reply_failure(req, resp, exc, failure_for(exc), self._verbose,
+                      lambda f: resp.send_text(f.status, f.reason, f.headers))
+
+
+def reply_failure(req: Request, resp: Response, exc: Exception, failure: Failure | None,
+                  verbose: bool, send: Callable[[Failure], None]) -> None:
+    """Answer ``exc`` with ``send(failure)`` (errors.failure_for says how), or cut the
+    connection when the reply has already started or the client is gone. Every router
+    ends failed requests here; only the body format (``send``) is its own."""
+    if failure is None:
+        log.info("%s: client connection lost: %s", req.line, exc)
+        resp.close_connection()
+        return
+    if failure.internal:
+        # A bug, not a client or device problem: keep the traceback.
+        log.exception("%s: internal error", req.line)
+    elif failure.loud or verbose:
+        log.warning("%s: %d %s", req.line, failure.status, failure.reason)
+    if resp.started:
+        log.error("%s: %s; connection closed mid-reply", req.line, exc)
+        resp.close_connection()
+        return
+    if failure.close:
+        resp.close_connection(linger=failure.linger)
+    elif not req.discard_body():
+        # The unread body is too large to drop, or the client waits for 100 Continue.
+        resp.close_connection(linger=True)
+    try:
+        send(failure)
+    except OSError:  # best effort: the client may be gone
+        resp.close_connection()

@@ -14,11 +14,13 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
 from .config import Config
+from .metrics import Metrics
 
 log = logging.getLogger("http_disk_server")
 
@@ -34,6 +36,8 @@ class DiskHTTPServer(ThreadingHTTPServer):
         #: called with (Request, Response) for every request; set once, before serving
         self.app: Callable[[Any, Any], None] | None = None
         self.stopping = False
+        #: what GET /metrics reports, fed by request_started/request_done
+        self.metrics = Metrics()
         self._lock = threading.Condition()
         self._handlers: dict[Any, bool] = {}   # handler -> busy with a request
         self._active = 0                        # requests in flight
@@ -97,6 +101,9 @@ class DiskHTTPServer(ThreadingHTTPServer):
             if not self._handlers.get(handler):
                 self._handlers[handler] = True
                 self._active += 1
+                handler.started_at = time.monotonic()
+                handler.status_code = None
+                self.metrics.in_flight.inc()
 
     def request_done(self, handler: Any) -> None:
         """Idempotent: the request (if any) of ``handler`` is over."""
@@ -104,6 +111,9 @@ class DiskHTTPServer(ThreadingHTTPServer):
             if self._handlers.get(handler):
                 self._handlers[handler] = False
                 self._active -= 1
+                self.metrics.in_flight.dec()
+                self.metrics.request_done(handler.command, handler.status_code,
+                                          time.monotonic() - handler.started_at)
             self._lock.notify_all()
 
     def begin_stop(self) -> None:

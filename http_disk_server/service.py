@@ -17,10 +17,14 @@ from .backend import Backend
 from .config import Config
 from .drbd import LOCAL, DeviceWaiter, System
 from .handler import DiskRequestHandler
+from .metrics import MeteredBackend, Metrics
+from .resources.checksum import AlgorithmsResource, ChecksumResource
 from .resources.extents import ExtentsResource
 from .resources.images import ImageResource
 from .resources.info import InfoResource, ServerOptions
+from .resources.metrics import MetricsResource
 from .router import Router
+from .s3.gateway import S3Settings, open_gateway
 from .server import DiskHTTPServer
 from .storage import Storage
 from .writes import WriteGate
@@ -38,14 +42,19 @@ SNAPSHOT_PATHS = {"/": "disk", "/disk": "disk", "/memory": "memory"}
 
 
 def disk_api(storage: Storage, paths: dict[str, str], config: Config, gate: WriteGate,
-             metadata: dict | None = None) -> Router:
-    """The disk API: each image path, its ``/extents``, ``/info`` and ``OPTIONS *``."""
+             metrics: Metrics, metadata: dict | None = None) -> Router:
+    """The disk API: each image path, its ``/extents`` and ``/checksum``,
+    ``/checksum/algorithms``, ``/info``, ``/metrics`` and ``OPTIONS *``."""
     routes: list[tuple[str, Any]] = []
     for path, name in paths.items():
         routes.append((re.escape(path), ImageResource(storage, name, config, gate)))
-        extents = "/extents" if path == "/" else f"{path}/extents"
-        routes.append((re.escape(extents), ExtentsResource(storage, name, config)))
+        base = "" if path == "/" else path
+        routes.append((re.escape(f"{base}/extents"), ExtentsResource(storage, name, config)))
+        routes.append((re.escape(f"{base}/checksum"), ChecksumResource(storage, name, config)))
+    routes.append(("/checksum/algorithms", AlgorithmsResource(config)))
     routes.append(("/info", InfoResource(storage, paths, config, metadata)))
+    if config.metrics:
+        routes.append(("/metrics", MetricsResource(metrics, config)))
     routes.append((r"\*", ServerOptions(config)))
     return Router(routes, auth=config.auth, verbose=config.verbose)
 
@@ -53,9 +62,10 @@ def disk_api(storage: Storage, paths: dict[str, str], config: Config, gate: Writ
 class DiskService:
     def __init__(self, config: Config, ip: str, port: int, disk: str | None = None,
                  snapshot: str | None = None, verify: str = "crc", system: System = LOCAL,
-                 drbd_interval: float = 1.0) -> None:
-        if (disk is None) == (snapshot is None):
-            raise ValueError("exactly one of disk and snapshot is required")
+                 drbd_interval: float = 1.0, s3: S3Settings | None = None) -> None:
+        if [disk, snapshot, s3].count(None) != 2:
+            raise ValueError("exactly one of disk, snapshot and s3 is required")
+        self.s3 = s3
         self.config = config
         self.disk = disk
         self.snapshot = snapshot
@@ -68,6 +78,7 @@ class DiskService:
         self.server = DiskHTTPServer((ip, port), DiskRequestHandler, config)
         self.waiter: DeviceWaiter | None = None
         self._archive = None
+        self._catalog = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -86,30 +97,41 @@ class DiskService:
     def open(self) -> bool:
         """Open the storage and install the routes. True when serving; False when
         waiting for DRBD (requests get 503 until the device opens)."""
+        if self.s3 is not None:
+            self.server.app, self._catalog = open_gateway(self.s3, self.config)
+            return True
         if self.snapshot is not None:
             from .snapshot import open_snapshot  # needs hxz only in snapshot mode
             streams, metadata, self._archive = open_snapshot(self.snapshot, self.verify)
             paths = {p: n for p, n in SNAPSHOT_PATHS.items() if n in streams}
-            self.server.app = disk_api(self.storage, paths, self.config, self.gate, metadata)
-            self.storage.attach(streams)
+            self.server.app = disk_api(self.storage, paths, self.config, self.gate,
+                                       self.server.metrics, metadata)
+            self._attach(streams)
             return True
         assert self.disk is not None
         path = self.disk
-        self.server.app = disk_api(self.storage, DISK_PATHS, self.config, self.gate)
+        self.server.app = disk_api(self.storage, DISK_PATHS, self.config, self.gate,
+                                   self.server.metrics)
 
         def open_backend() -> Backend:
             return fileio.open(path, self.config.read_only, opener=self._system.open)
 
         def on_open(backend: Backend) -> None:
-            self.storage.attach({"disk": backend})
+            self.server.metrics.drbd_waiting.set(0)
+            self._attach({"disk": backend})
 
         def on_wait(reason: str) -> None:
+            self.server.metrics.drbd_waiting.set(1)
             self.storage.waiting(f"{path} cannot be opened yet: {reason}; retry later")
 
         self.waiter = DeviceWaiter(path, open_backend, on_open, self.stop_event,
                                    system=self._system, interval=self._drbd_interval,
                                    on_wait=on_wait)
         return self.waiter.first_attempt()
+
+    def _attach(self, backends: dict[str, Backend]) -> None:
+        metered = {name: MeteredBackend(b, self.server.metrics) for name, b in backends.items()}
+        self.storage.attach(metered)
 
     def serve_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.server.serve_forever,
@@ -140,6 +162,8 @@ class DiskService:
                 log.error("closing %s: %s", backend.name, e)
         if self._archive is not None:
             self._archive.close()
+        if self._catalog is not None:
+            self._catalog.close()
 
     @staticmethod
     def _bounded(fn: Callable[[], None], what: str) -> None:

@@ -11,13 +11,13 @@ A PayloadSource (hxz.source) supplies the archive's bytes: FileSource for a loca
 or any object with the same four members.
 """
 
-from .archive import Archive, ParentLocator, open_archive
+from .archive import VERIFY_MODES, Archive, ParentLocator, open_archive
 from .errors import BlockError, FormatError, HxzError, UnsupportedError
 from .manifest import Member
 from .source import FileSource, PayloadSource
 from .stream import MemberView, Stream
 from .streamid import StreamId
 
-__all__ = ["Archive", "BlockError", "FileSource", "FormatError", "HxzError", "Member",
-           "MemberView", "ParentLocator", "PayloadSource", "Stream", "StreamId",
+__all__ = ["VERIFY_MODES", "Archive", "BlockError", "FileSource", "FormatError", "HxzError",
+           "Member", "MemberView", "ParentLocator", "PayloadSource", "Stream", "StreamId",
            "UnsupportedError", "open_archive"]

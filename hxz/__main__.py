@@ -6,11 +6,16 @@ import argparse
 import json
 import sys
 
+from nbdsuite.cli import entry_point
+from nbdsuite.version import VERSION
+
 from . import HxzError, open_archive
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="hxz-info", description="Describe a Hexz .hxz archive.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     ap.add_argument("file")
     ap.add_argument("--parent-dir", action="append", default=[],
                     help="extra directory to search for parent archives (repeatable)")

@@ -49,5 +49,3 @@ def zeros_hash(n: int) -> bytes:
         n -= step
     return h.digest()
 
-
-NO_HASH = bytes(32)

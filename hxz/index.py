@@ -15,7 +15,7 @@ from itertools import accumulate, compress
 from operator import add
 
 from .bincode import Cursor, DecodeError
-from .digest import NO_HASH, MissingBlake3, zeros_hash
+from .digest import MissingBlake3, zeros_hash
 from .errors import BlockError, FormatError, UnsupportedError
 from .header import HEADER_SIZE
 from .streamid import StreamId
@@ -251,7 +251,7 @@ def _check_records(page: Page, where: str, index_offset: int) -> None:
         elif off or crc:
             bad = (f"length 0 with offset {off} and checksum {crc:#010x} (a zero record has "
                    f"offset 0 and checksum 0)")
-        elif page.hash(i) != NO_HASH and page.hash(i) != _zeros_hash(page.llens[i], where):
+        elif page.hash(i) != _zeros_hash(page.llens[i], where):
             bad = "zero record whose hash is not that of zeros"
         else:
             continue

@@ -6,8 +6,11 @@ Modules, one job each:
   wire      minimal HTTP/1.1 client connection (the data path)
   request   one checked exchange: HEAD, OPTIONS, ranged GET, PUT, PATCH
   pool      keep-alive connections per server
+  server    one server: its Endpoint (target, auth, label), what is known of it, and
+            how its failures read
   probe     server selection: HEAD/OPTIONS checks, size agreement
   failover  the client: retries, failover, flush bookkeeping
-  wrapper   nbd-http-server (nbdkit + nbd-client orchestration)
-  demo      the live chain for `make demo`
+
+nbd-http-server, which runs nbdkit with this plugin and attaches /dev/nbdX, is the
+separate package nbd_http_server.
 """

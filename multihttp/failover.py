@@ -15,16 +15,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from multihttp import request
 from multihttp.errors import FinalError, ServerFault
 from multihttp.params import Params, backoff_delays
 from multihttp.pool import Pool, make_ssl_context
-from multihttp.probe import Server, check_server, describe, probe_all
+from multihttp.probe import check_server, probe_all
+from multihttp.server import Endpoint, Server
 from multihttp.wire import Connection, ConnectionClosed
+
+#: One attempt of a request on one server: ``op(conn, server, *args)`` returns True when
+#: it left written data on that server not yet durable (a later flush must go there).
+Attempt = Callable[..., bool]
 
 _ZEROS = bytes(1 << 20)
 _RETRYABLE = (ServerFault, OSError)
+# The server's end of the connection is gone: nothing can apply a request sent on it later.
+_PEER_GONE = (ConnectionClosed, ConnectionResetError, BrokenPipeError, ConnectionRefusedError)
 
 
 def stderr_log(msg: str) -> None:
@@ -61,7 +69,8 @@ class Client:
     def start(self) -> None:
         """Build the pools (called in nbdkit's after_fork: no sockets cross a fork)."""
         ctx = make_ssl_context(self.p) if any(u.scheme == "https" for u in self.p.urls) else None
-        self.servers = [Server(i, Pool(u, self.p, ctx)) for i, u in enumerate(self.p.urls)]
+        self.servers = [Server(i, Pool(u, self.p, ctx), Endpoint(u.path, self.auth, u.label))
+                        for i, u in enumerate(self.p.urls)]
 
     def close(self) -> None:
         for s in self.servers:
@@ -74,7 +83,7 @@ class Client:
                 return
             if not self.servers:
                 self.start()
-            size, chosen = probe_all(self.servers, self.auth, self.p.device_size, self.log)
+            size, chosen = probe_all(self.servers, self.p.device_size, self.log)
             if chosen is not None:
                 self.features = chosen.features
                 self._current = chosen.index
@@ -104,7 +113,7 @@ class Client:
             # check it still serves the same disk before trusting its bytes.
             try:
                 conn.budget = self.p.connect_timeout
-                still_open = check_server(s, conn, self.auth, self.size, self.p.device_size)
+                still_open = check_server(s, conn, self.size, self.p.device_size)
                 conn.budget = self.p.timeout
             except BaseException:
                 s.pool.discard(conn)
@@ -114,30 +123,52 @@ class Client:
                 conn = s.pool.new_connection()
         return conn
 
-    def _attempt(self, s: Server, fn) -> None:
+    def _attempt(self, s: Server, op: Attempt, args: tuple) -> bool:
         with s.pool.slots:
             conn = self._checkout(s)
             try:
-                fn(conn, s)
-            except request.Close:
+                dirty = op(conn, s, *args)
+            except BaseException as e:
                 s.pool.discard(conn)
-                return
-            except BaseException:
-                s.pool.discard(conn)
+                self._outwait(conn, s, e)
                 raise
-            s.pool.put(conn)
+            if conn.will_close:
+                s.pool.discard(conn)
+            else:
+                s.pool.put(conn)
+            return dirty
 
-    def _on_server(self, s: Server, what, fn) -> Exception | None:
-        """Try ``fn`` on one server with its retry budget. None on success."""
+    def _outwait(self, conn: Connection, s: Server, e: BaseException) -> None:
+        """After a write that got no answer, wait until its Write-Deadline plus the
+        allowed clock skew has passed: from then on no replica that honours the
+        header can still apply it, so sending it elsewhere cannot be overtaken.
+
+        A server that reset or closed the connection without answering is not waited
+        for: its end of the connection is gone with the request in it (a killed or
+        restarting server), and http-disk-server applies nothing of a request whose
+        reply it can no longer send.  A timeout, or a reply that breaks the protocol,
+        leaves the request possibly alive there, and is waited out."""
+        deadline = conn.write_deadline
+        if deadline is None or isinstance(e, _PEER_GONE):
+            return
+        wait = deadline + self.p.clock_skew - time.time()
+        if wait > 0:
+            self.log(f"{s.label}: write got no answer; waiting {wait:.1f} s for its "
+                     f"deadline to pass before resending")
+            time.sleep(wait)
+
+    def _on_server(self, s: Server, what: Any, op: Attempt, args: tuple
+                   ) -> tuple[Exception | None, bool]:
+        """Try ``op`` on one server with its retry budget: (None, dirtied) on success,
+        (the last failure, False) otherwise."""
         last: Exception | None = None
         free_retry = True
         attempt = 0
         while attempt <= self.p.retries:
             if s.excluded:
-                return ServerFault(s.excluded)
+                return ServerFault(s.excluded), False
             try:
-                self._attempt(s, fn)
-                return None
+                return None, self._attempt(s, op, args)
             except FinalError:
                 raise
             except _RETRYABLE as e:
@@ -151,19 +182,19 @@ class Client:
                     # idle: one immediate retry on a fresh connection is free.
                     free_retry = False
                     continue
-                msg = str(e) if isinstance(e, ServerFault) else f"{s.label}: {describe(e)}"
-                self.log(f"{_what(what)}: attempt {attempt + 1} failed: {msg}")
+                self.log(f"{_what(what)}: attempt {attempt + 1} failed: {s.failure(e)}")
                 if isinstance(e, TimeoutError):
                     # A silent server (host down, no RST): each retry would cost
                     # a full timeout; move on to the next server at once.
-                    return e
+                    return e, False
                 if attempt < self.p.retries:
                     time.sleep(self._delays[attempt])
                 attempt += 1
-        return last
+        return last, False
 
-    def run(self, what, fn) -> Server:
-        """Run ``fn(conn, server)`` with retries and failover. Returns the server used.
+    def run(self, what: Any, op: Attempt, *args: Any) -> Server:
+        """Run ``op(conn, server, *args)`` with retries and failover; returns the server
+        that answered, after recording it as dirty when the op says so.
 
         ``what`` names the request for messages: a string or (op, count, offset),
         formatted only when something is logged (this is the hot path).
@@ -178,86 +209,45 @@ class Client:
             if s.excluded:
                 failures.append(s.excluded)
                 continue
-            err = self._on_server(s, what, fn)
+            err, dirty = self._on_server(s, what, op, args)
             if err is None:
-                if k:
+                if dirty or k:
                     with self._lock:
-                        if self._current != s.index:
+                        if dirty:
+                            self._dirty.add(s.index)
+                        if k and self._current != s.index:
                             self._current = s.index
                             self.log(f"failed over to {s.label}")
                 return s
-            failures.append(str(err) if isinstance(err, ServerFault)
-                            else f"{s.label}: {describe(err)}")
+            failures.append(s.failure(err))
         raise AllServersFailed(f"{_what(what)}: every server failed: " + " | ".join(failures))
 
     # -- NBD operations --------------------------------------------------
 
-    def _query(self, s: Server, fua: bool) -> str:
+    def _write_query(self, s: Server, fua: bool) -> tuple[str, bool]:
+        """The query of a write to ``s``, and whether it leaves the data unflushed."""
         if fua:
-            q = "flush=y"
+            q, buffered = "flush=y", False
         elif self.buffered and "flush" in s.features:
-            q = "flush=n"
+            q, buffered = "flush=n", True
         else:
-            return ""      # the server's default: durable before the reply
-        return ("&" if "?" in s.pool.url.path else "?") + q
+            return "", False      # the server's default: durable before the reply
+        return ("&" if "?" in s.endpoint.target else "?") + q, buffered
 
-    def _mark_dirty(self, s: Server, query: str) -> None:
-        if query.endswith("flush=n"):
-            with self._lock:
-                self._dirty.add(s.index)
-
-    def pread(self, buf, offset: int) -> None:
+    def pread(self, buf: Any, offset: int) -> None:
         mv = memoryview(buf).cast("B")
-        if not len(mv):
-            return
+        if len(mv):
+            self.run(("read", len(mv), offset), self._get, mv, offset)
 
-        def fn(conn, s):
-            u = s.pool.url
-            request.get_range(conn, u.path, self.auth, u.label, mv, offset, s.size)
-        self.run(("read", len(mv), offset), fn)
-
-    def pwrite(self, buf, offset: int, fua: bool) -> None:
+    def pwrite(self, buf: Any, offset: int, fua: bool) -> None:
         mv = memoryview(buf).cast("B")
-        if not len(mv):
-            return
-
-        def fn(conn, s):
-            u = s.pool.url
-            q = self._query(s, fua)
-            try:
-                request.put_range(conn, u.path, self.auth, u.label, mv, offset, q)
-            except request.Close:
-                self._mark_dirty(s, q)
-                raise
-            self._mark_dirty(s, q)
-        self.run(("write", len(mv), offset), fn)
+        if len(mv):
+            self.run(("write", len(mv), offset), self._put, mv, offset, fua)
 
     def zero(self, count: int, offset: int, fua: bool, trim: bool = False) -> None:
-        if not count:
-            return
-
-        def fn(conn, s):
-            u = s.pool.url
-            if "zero" in s.features:
-                durable = fua or not (self.buffered and "flush" in s.features)
-                request.patch(conn, u.path, self.auth, u.label,
-                              {"op": "zero", "offset": offset, "size": count,
-                               "flush": durable})
-                if not durable:
-                    self._mark_dirty(s, "?flush=n")
-                return
-            if trim:
-                return       # trim is advisory: nothing to do without PATCH zero
-            # No PATCH zero on this server (e.g. the old one): write zeros.
-            q = self._query(s, fua)
-            pos = 0
-            while pos < count:
-                n = min(len(_ZEROS), count - pos)
-                request.put_range(conn, u.path, self.auth, u.label,
-                                  memoryview(_ZEROS)[:n], offset + pos, q)
-                pos += n
-            self._mark_dirty(s, q)
-        self.run(("trim" if trim else "zero", count, offset), fn)
+        if count:
+            self.run(("trim" if trim else "zero", count, offset), self._zero, count, offset,
+                     fua, trim)
 
     def flush(self) -> None:
         """Make every write completed so far durable.
@@ -272,17 +262,46 @@ class Client:
         lost = []
         for i in dirty:
             s = self.servers[i]
-
-            def fn(conn, s):
-                u = s.pool.url
-                request.patch(conn, u.path, self.auth, u.label, {"op": "flush"})
-            err = self._on_server(s, "flush", fn)
+            err, _ = self._on_server(s, "flush", self._flush, ())
             if err is not None:
-                lost.append(str(err) if isinstance(err, ServerFault)
-                            else f"{s.label}: {describe(err)}")
+                lost.append(s.failure(err))
         if lost:
             raise AllServersFailed("flush: writes not yet durable may be lost: "
                                    + " | ".join(lost))
+
+    # -- attempts: one request on one connection to one server -------------
+
+    def _get(self, conn: Connection, s: Server, mv: memoryview, offset: int) -> bool:
+        request.get_range(conn, s.endpoint, mv, offset, s.size)
+        return False
+
+    def _put(self, conn: Connection, s: Server, mv: memoryview, offset: int,
+             fua: bool) -> bool:
+        query, buffered = self._write_query(s, fua)
+        request.put_range(conn, s.endpoint, mv, offset, query)
+        return buffered
+
+    def _zero(self, conn: Connection, s: Server, count: int, offset: int, fua: bool,
+              trim: bool) -> bool:
+        if "zero" in s.features:
+            durable = fua or not (self.buffered and "flush" in s.features)
+            request.patch(conn, s.endpoint, {"op": "zero", "offset": offset, "size": count,
+                                             "flush": durable})
+            return not durable
+        if trim:
+            return False     # trim is advisory: nothing to do without PATCH zero
+        # No PATCH zero on this server (e.g. the old one): write zeros.
+        query, buffered = self._write_query(s, fua)
+        pos = 0
+        while pos < count:
+            n = min(len(_ZEROS), count - pos)
+            request.put_range(conn, s.endpoint, memoryview(_ZEROS)[:n], offset + pos, query)
+            pos += n
+        return buffered
+
+    def _flush(self, conn: Connection, s: Server) -> bool:
+        request.patch(conn, s.endpoint, {"op": "flush"})
+        return False
 
 
 def _what(what) -> str:

@@ -47,6 +47,7 @@ class Params:
     cafile: str | None = None
     insecure: bool = False
     connections: int = 4
+    clock_skew: float = 1.0
 
     def __repr__(self) -> str:  # never show the password, even by accident
         hidden = "<set>" if self.password is not None else None
@@ -54,13 +55,14 @@ class Params:
                 f"password={hidden}, device_size={self.device_size}, timeout={self.timeout}, "
                 f"connect_timeout={self.connect_timeout}, retries={self.retries}, "
                 f"retry_delay={self.retry_delay}, cafile={self.cafile!r}, "
-                f"insecure={self.insecure}, connections={self.connections})")
+                f"insecure={self.insecure}, connections={self.connections}, "
+                f"clock_skew={self.clock_skew})")
 
     __str__ = __repr__
 
 
 KNOWN_KEYS = ("urls", "user", "password", "device-size", "timeout", "connect-timeout",
-              "retries", "retry-delay", "cafile", "insecure", "connections")
+              "retries", "retry-delay", "cafile", "insecure", "connections", "clock-skew")
 
 # HTTP connections per server per nbdkit process stay well below
 # http-disk-server's default limit (64), so several nbdkit instances on one
@@ -72,18 +74,33 @@ MAX_CONNECTIONS = 32
 MAX_BACKOFF = 2.0
 
 
+def redact_url(raw: str) -> str:
+    """``raw`` with any user:password@ part replaced, for messages: a URL that carries
+    credentials must not put them into a log, even when it is refused for that."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return raw if "@" not in raw else "<URL with credentials>"
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0),
+              default=len(rest))
+    authority = rest[:end]
+    if "@" in authority:
+        authority = "<credentials>@" + authority.rpartition("@")[2]
+    return f"{scheme}://{authority}{rest[end:]}"
+
+
 def parse_url(text: str) -> ServerURL:
     """Parse one server URL; only http and https with an explicit host are accepted."""
     raw = text.strip()
+    shown = redact_url(raw)
     try:
         parts = urlsplit(raw)
         port = parts.port
     except ValueError as e:
-        raise ParamError(f"urls: bad URL {raw!r}: {e}") from None
+        raise ParamError(f"urls: bad URL {shown!r}: {e}") from None
     if parts.scheme not in ("http", "https"):
-        raise ParamError(f"urls: {raw!r}: scheme must be http or https")
+        raise ParamError(f"urls: {shown!r}: scheme must be http or https")
     if not parts.hostname:
-        raise ParamError(f"urls: {raw!r}: no host")
+        raise ParamError(f"urls: {shown!r}: no host")
     if parts.username or parts.password:
         # Credentials in URLs end up in logs and process titles: refuse them.
         raise ParamError(f"urls: {parts.scheme}://{parts.hostname}: put credentials in "
@@ -194,6 +211,8 @@ def apply(p: Params, key: str, value: str) -> None:
             raise ParamError(f"retries: {value!r} is out of range 0..100")
     elif key == "retry-delay":
         p.retry_delay = _float(key, value, 0.0, allow_zero=True)
+    elif key == "clock-skew":
+        p.clock_skew = _float(key, value, 0.0, allow_zero=True)
     elif key == "cafile":
         if not os.path.isfile(value):
             raise ParamError(f"cafile: {value!r} is not a readable file")
@@ -230,6 +249,25 @@ def parse(pairs: list[tuple[str, str]]) -> Params:
     return p
 
 
+def plugin_args(p: Params) -> list[str]:
+    """``key=value`` plugin parameters that parse back to ``p`` (for nbdkit's command
+    line). The password is left out: callers pass it as password=+FILE or -FD, so it
+    never appears in a process title."""
+    out = ["urls=" + ",".join(u.url for u in p.urls)]
+    if p.device_size is not None:
+        out.append(f"device-size={p.device_size}")
+    if p.user is not None:
+        out.append(f"user={p.user}")
+    out += [f"timeout={p.timeout}", f"connect-timeout={p.connect_timeout}",
+            f"retries={p.retries}", f"retry-delay={p.retry_delay}",
+            f"connections={p.connections}", f"clock-skew={p.clock_skew}"]
+    if p.cafile is not None:
+        out.append(f"cafile={p.cafile}")
+    if p.insecure:
+        out.append("insecure=true")
+    return out
+
+
 def backoff_delays(p: Params) -> list[float]:
     """Sleeps between the attempts on one server: retry_delay doubling, capped."""
     return [min(p.retry_delay * (2 ** k), MAX_BACKOFF) for k in range(p.retries)]
@@ -246,5 +284,7 @@ def worst_case_seconds(p: Params, servers: int | None = None) -> float:
     backoff sleeps add up in between.
     """
     n = len(p.urls) if servers is None else servers
-    per_attempt = 4 * p.connect_timeout + p.timeout
+    # A write that got no answer waits out its deadline plus the clock skew before the
+    # next attempt (failover.py): at most timeout + clock-skew more per attempt.
+    per_attempt = 4 * p.connect_timeout + 2 * p.timeout + p.clock_skew
     return n * ((p.retries + 1) * per_attempt + p.timeout + sum(backoff_delays(p)))

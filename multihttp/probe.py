@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from multihttp import request
 from multihttp.errors import FinalError, ServerFault
-from multihttp.pool import Pool
+from multihttp.server import Server
 from multihttp.wire import Connection
-
-
-@dataclass
-class Server:
-    """One server and what we know about it."""
-
-    index: int
-    pool: Pool
-    size: int | None = None
-    features: frozenset[str] = frozenset()
-    verified: bool = False           # HEAD checked since the last failure
-    excluded: str | None = None      # why it must never be used (size mismatch)
-
-    @property
-    def label(self) -> str:
-        return self.pool.url.label
 
 
 class ProbeError(Exception):
@@ -34,8 +16,8 @@ class ProbeError(Exception):
         self.lines = lines
 
 
-def check_server(server: Server, conn: Connection, auth: str | None,
-                 expected_size: int | None, device_size: int | None) -> bool:
+def check_server(server: Server, conn: Connection, expected_size: int | None,
+                 device_size: int | None) -> bool:
     """HEAD (and OPTIONS) ``server`` on ``conn``; raise ServerFault if unusable.
 
     ``expected_size`` is the export size already chosen, if any.  A server
@@ -43,18 +25,18 @@ def check_server(server: Server, conn: Connection, auth: str | None,
     same disk.  Returns whether ``conn`` is still open for another request
     (HTTP/1.0 servers close after each reply).
     """
-    url = server.pool.url
-    info = request.head(conn, url.path, auth, url.label)
+    ep = server.endpoint
+    info = request.head(conn, ep)
     if not info.ranges:
-        raise ServerFault(f"{url.label}: no 'Accept-Ranges: bytes'")
+        raise ServerFault(f"{ep.label}: no 'Accept-Ranges: bytes'")
     if info.size <= 0:
-        raise ServerFault(f"{url.label}: no positive Content-Length")
+        raise ServerFault(f"{ep.label}: no positive Content-Length")
     if device_size is not None and info.size < device_size:
-        server.excluded = (f"{url.label}: size {info.size} is smaller than "
+        server.excluded = (f"{ep.label}: size {info.size} is smaller than "
                            f"device-size {device_size}")
         raise ServerFault(server.excluded)
     if expected_size is not None and device_size is None and info.size != expected_size:
-        server.excluded = (f"{url.label}: size {info.size} differs from the chosen size "
+        server.excluded = (f"{ep.label}: size {info.size} differs from the chosen size "
                            f"{expected_size}; not using this server")
         raise ServerFault(server.excluded)
     server.size = info.size
@@ -62,17 +44,17 @@ def check_server(server: Server, conn: Connection, auth: str | None,
         # An HTTP/1.0-style server: ask OPTIONS on a connection of its own.
         extra = server.pool.new_connection(budget=server.pool.params.connect_timeout)
         try:
-            server.features = request.options(extra, url.path, auth)
+            server.features = request.options(extra, ep)
         finally:
             server.pool.discard(extra)
     else:
-        server.features = request.options(conn, url.path, auth)
+        server.features = request.options(conn, ep)
     server.verified = True
     return not info.closes
 
 
-def probe_all(servers: list[Server], auth: str | None, device_size: int | None,
-              log) -> tuple[int, Server | None]:
+def probe_all(servers: list[Server], device_size: int | None, log
+              ) -> tuple[int, Server | None]:
     """Probe every server in order, each bounded by connect-timeout.
 
     Returns (export size, the first usable server or None).  Raises
@@ -89,7 +71,7 @@ def probe_all(servers: list[Server], auth: str | None, device_size: int | None,
             # data timeout (the old plugin leaked its probe timeout into I/O).
             conn = s.pool.new_connection(budget=s.pool.params.connect_timeout)
             try:
-                check_server(s, conn, auth, size, device_size)
+                check_server(s, conn, size, device_size)
             finally:
                 s.pool.discard(conn)
         except FinalError as e:
@@ -98,7 +80,7 @@ def probe_all(servers: list[Server], auth: str | None, device_size: int | None,
             log(str(e))
             continue
         except (ServerFault, OSError) as e:
-            msg = str(e) if isinstance(e, ServerFault) else f"{s.label}: {describe(e)}"
+            msg = s.failure(e)
             reasons.append(msg)
             log(msg)
             continue
@@ -112,15 +94,3 @@ def probe_all(servers: list[Server], auth: str | None, device_size: int | None,
         raise ProbeError(reasons)
     assert size is not None
     return size, chosen
-
-
-def describe(e: BaseException) -> str:
-    """A short reason for a socket-level failure (no traceback, no secrets)."""
-    if isinstance(e, TimeoutError):
-        return "timed out"
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-

@@ -9,15 +9,13 @@ body is read straight into the caller's buffer.  Everything else raises
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from multihttp.errors import ServerFault, status_error
+from multihttp.server import Endpoint
 from multihttp.wire import Connection
 from nbdsuite.httprange import format_content_range, parse_content_range
-
-
-class Close(Exception):
-    """The request succeeded but the server closes the connection: do not pool it."""
 
 
 @dataclass(frozen=True)
@@ -27,15 +25,30 @@ class HeadInfo:
     closes: bool      # the server closes the connection (HTTP/1.0 servers do)
 
 
-def _headers(auth: str | None) -> dict[str, str]:
-    return {"Authorization": auth} if auth else {}
+def _with_write_deadline(conn: Connection, hdrs: dict[str, str]) -> dict[str, str]:
+    """Stamp a write with the end of this attempt's budget (wall clock).
+
+    A server that honours ``Write-Deadline`` refuses the write (412, nothing written)
+    once that time has passed, so a write this client gave up on cannot land later,
+    after a newer write went to another replica.  ``conn.write_deadline`` stays set
+    until the reply arrives; failover.py waits it out (plus the clock skew) before
+    sending the write anywhere else.
+    """
+    conn.write_deadline = time.time() + conn.budget
+    hdrs["Write-Deadline"] = f"{conn.write_deadline:.3f}"
+    return hdrs
 
 
-def head(conn: Connection, target: str, auth: str | None, label: str) -> HeadInfo:
-    conn.send("HEAD", target, _headers(auth))
+def _answered(conn: Connection) -> None:
+    """The server replied: it will not apply the write later."""
+    conn.write_deadline = None
+
+
+def head(conn: Connection, ep: Endpoint) -> HeadInfo:
+    conn.send("HEAD", ep.target, ep.headers())
     resp = conn.response("HEAD")
     if resp.status != 200:
-        raise status_error(resp.status, resp.reason, write=False, server=label)
+        raise status_error(resp.status, resp.reason, write=False, server=ep.label)
     length = resp.headers.get("content-length", "")
     size = int(length) if length.isdigit() else -1
     ranges = resp.headers.get("accept-ranges", "").strip().lower() == "bytes"
@@ -46,9 +59,9 @@ def head(conn: Connection, target: str, auth: str | None, label: str) -> HeadInf
 READ_ONLY = "read-only"
 
 
-def options(conn: Connection, target: str, auth: str | None) -> frozenset[str]:
+def options(conn: Connection, ep: Endpoint) -> frozenset[str]:
     """Features from OPTIONS; an empty set for servers without the extension."""
-    conn.send("OPTIONS", target, _headers(auth))
+    conn.send("OPTIONS", ep.target, ep.headers())
     resp = conn.response("OPTIONS")
     body = conn.read_small(resp)
     if resp.status != 200:
@@ -67,14 +80,15 @@ def options(conn: Connection, target: str, auth: str | None) -> frozenset[str]:
     return frozenset(out)
 
 
-def get_range(conn: Connection, target: str, auth: str | None, label: str,
-              buf: memoryview, offset: int, size: int | None) -> None:
+def get_range(conn: Connection, ep: Endpoint, buf: memoryview, offset: int,
+              size: int | None) -> None:
     """Fill ``buf`` with bytes [offset, offset+len(buf)) or raise."""
     n = len(buf)
     last = offset + n - 1
-    hdrs = _headers(auth)
+    label = ep.label
+    hdrs = ep.headers()
     hdrs["Range"] = f"bytes={offset}-{last}"
-    conn.send("GET", target, hdrs)
+    conn.send("GET", ep.target, hdrs)
     resp = conn.response("GET")
     if resp.status != 206:
         if resp.status == 200:
@@ -95,35 +109,33 @@ def get_range(conn: Connection, target: str, auth: str | None, label: str,
     got_n = conn.readinto_all(buf)
     if got_n != n:
         raise ServerFault(f"{label}: body ended after {got_n} of {n} bytes")
-    if resp.will_close:
-        raise Close()
 
 
-def put_range(conn: Connection, target: str, auth: str | None, label: str,
-              data: memoryview, offset: int, query: str) -> None:
+def put_range(conn: Connection, ep: Endpoint, data: memoryview, offset: int,
+              query: str) -> None:
     n = len(data)
-    hdrs = _headers(auth)
+    hdrs = ep.headers()
     hdrs["Content-Range"] = format_content_range(offset, offset + n - 1, None)
     hdrs["Content-Length"] = str(n)
-    conn.send("PUT", target + query, hdrs, data)
+    conn.send("PUT", ep.target + query, _with_write_deadline(conn, hdrs), data)
     resp = conn.response("PUT")
+    _answered(conn)
     conn.read_small(resp)
     if not 200 <= resp.status < 300:
-        raise status_error(resp.status, resp.reason, write=True, server=label)
-    if resp.will_close:
-        raise Close()
+        raise status_error(resp.status, resp.reason, write=True, server=ep.label)
 
 
-def patch(conn: Connection, target: str, auth: str | None, label: str, doc: dict) -> None:
+def patch(conn: Connection, ep: Endpoint, doc: dict) -> None:
     body = json.dumps(doc).encode()
-    hdrs = _headers(auth)
+    hdrs = ep.headers()
     hdrs["Content-Type"] = "application/json"
     hdrs["Content-Length"] = str(len(body))
-    conn.send("PATCH", target, hdrs, body)
+    if doc.get("op") != "flush":        # a late flush harms nothing; a late zero does
+        _with_write_deadline(conn, hdrs)
+    conn.send("PATCH", ep.target, hdrs, body)
     resp = conn.response("PATCH")
+    _answered(conn)
     conn.read_small(resp)
     if not 200 <= resp.status < 300:
         raise status_error(resp.status, resp.reason, write=doc.get("op") != "flush",
-                           server=label)
-    if resp.will_close:
-        raise Close()
+                           server=ep.label)

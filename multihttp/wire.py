@@ -49,6 +49,11 @@ class Connection:
         self.host = host
         self.budget = budget                 # seconds per request
         self._deadline = time.monotonic() + budget
+        # Wall-clock Write-Deadline of a write sent and not yet answered (request.py):
+        # until the reply comes, the server may still apply it up to that time.
+        self.write_deadline: float | None = None
+        # The last reply said the server closes the connection: never pool it again.
+        self.will_close = False
         self.rfile = sock.makefile("rb", buffering=65536)
 
     @classmethod
@@ -153,6 +158,7 @@ class Connection:
             length = int(cl)
         else:
             length, will_close = None, True          # body runs to the close
+        self.will_close = will_close
         return Response(status, reason, headers, length, chunked, will_close)
 
     def read_small(self, resp: Response, limit: int = 65536) -> bytes:

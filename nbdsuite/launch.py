@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,10 +37,20 @@ def nbdkit_env(base: dict[str, str] | None = None) -> dict[str, str]:
     The embedded interpreter finds its standard library through the first
     ``python3`` on PATH; a pyenv or venv folder ahead of ``/usr/bin`` makes it
     load a foreign ``ssl.py`` and die with an undefined symbol.
+    The Python packages this suite needs beyond Debian's (``blake3``) are found
+    through the running venv, when it is one built on the same Python version as
+    the embedded interpreter (the Makefile's ``.venv``).
     """
     env = dict(os.environ if base is None else base)
     rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != "/usr/bin"]
     env["PATH"] = os.pathsep.join(["/usr/bin", *rest])
+    if sys.prefix != sys.base_prefix and sys.base_prefix == "/usr":
+        site = sysconfig.get_path("purelib")
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if site not in paths:
+            # The venv is built with --system-site-packages, so it holds only what
+            # Debian lacks and shadows none of Debian's modules.
+            env["PYTHONPATH"] = os.pathsep.join([*paths, site])
     return env
 
 

@@ -1,5 +1,8 @@
+#!/usr/bin/nbdkit python
+# -*- python -*-
 """nbdkit plugin serving a Hexz .hxz archive read-only.
 
+  nbdkit hexz file=SNAPSHOT.hxz ...                  (installed: make install)
   nbdkit python plugins/hexz.py file=SNAPSHOT.hxz [stream=disk|memory] [cache=SIZE]
          [parent-dir=DIR]... [readahead=on|off|SIZE] [threads=serialize|parallel]
          [verify=crc|hash]
@@ -23,21 +26,26 @@ import os
 import site
 import sys
 
+# nbdkit 1.32 does not put the script's folder on sys.path. Run from a checkout
+# (plugins/ beside the packages), use the checkout's packages; installed into nbdkit's
+# plugin directory (make install), import the installed ones.
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _REPO)
-if importlib.util.find_spec("blake3") is None:
-    # blake3 (zero records, verify=hash) has no Debian package: `make venv` installs it in
-    # the repository's .venv, built from the /usr/bin/python3 that nbdkit embeds.  Appended,
-    # so the system's own packages still come first.
-    site.addsitedir(os.path.join(_REPO, ".venv", "lib", f"python{sys.version_info[0]}."
-                                 f"{sys.version_info[1]}", "site-packages"))
+if os.path.isfile(os.path.join(_REPO, "hxz", "__init__.py")):
+    sys.path.insert(0, _REPO)
+    if importlib.util.find_spec("blake3") is None:
+        # blake3 (zero records, verify=hash) has no Debian package: `make venv` installs
+        # it in the checkout's .venv, built from the /usr/bin/python3 nbdkit embeds.
+        # Appended, so the system's own packages still come first.
+        site.addsitedir(os.path.join(_REPO, ".venv", "lib", f"python{sys.version_info[0]}."
+                                     f"{sys.version_info[1]}", "site-packages"))
 
 import nbdkit  # noqa: E402
 
 import hxz  # noqa: E402
 from hxz.settings import PluginSettings  # noqa: E402
-from hxz.sources.glue import RemoteConfig  # noqa: E402
+from hxz.sources.glue import REMOTE_KEYS, RemoteConfig  # noqa: E402
 from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
+from nbdsuite.version import VERSION  # noqa: E402
 
 API_VERSION = 2
 # nbdkit 1.32 refuses to send a list of more than 10000 exports; longer lists are cut
@@ -67,6 +75,22 @@ def _eio():
     except hxz.HxzError as e:
         nbdkit.set_error(errno.EIO)
         raise RuntimeError(str(e)) from None
+
+
+def dump_plugin():
+    # `nbdkit hexz --dump-plugin`: what this installation can do.
+    from hxz import digest, native
+    print(f"hexz_version={VERSION}")
+    print(f"hexz_package={os.path.dirname(hxz.__file__)}")
+    local = ("file", "stream", "cache", "parent-dir", "readahead", "threads", "verify")
+    print(f"hexz_parameters={','.join(local + REMOTE_KEYS)}")
+    print("hexz_codecs=lz4,zstd")
+    print(f"hexz_native={'liblz4,libdeflate' if native.AVAILABLE else 'none'}")
+    try:
+        digest.require()
+        print("hexz_verify=crc,hash")
+    except digest.MissingBlake3:
+        print("hexz_verify=crc")
 
 
 def config(key, value):
@@ -141,14 +165,8 @@ def can_extents(h):
 
 
 def can_cache(h):
-    # NBD_CMD_CACHE prefetches into the block cache: nbdkit's readahead filter, nbdsh's
-    # h.cache() and qemu's prefetch all use it.
+    # NBD_CMD_CACHE decodes into the block cache (readahead filter, qemu, h.cache()).
     return nbdkit.CACHE_NATIVE
-
-
-def cache(h, count, offset, flags):
-    with _eio():
-        h.prefetch(offset, count)
 
 
 def block_size(h):
@@ -158,6 +176,11 @@ def block_size(h):
 def pread(h, buf, offset, flags):
     with _eio():
         h.readinto(buf, offset)
+
+
+def cache(h, count, offset, flags):
+    with _eio():
+        h.prefetch(offset, count)
 
 
 def extents(h, count, offset, flags):

@@ -1,18 +1,26 @@
+#!/usr/bin/nbdkit python
+# -*- python -*-
 """nbdkit Python plugin: one NBD disk over several HTTP servers, with failover.
 
+nbdkit multihttp urls=URL[,URL...] ...                (installed: make install)
 nbdkit python plugins/multihttp.py urls=URL[,URL...] [user=U] [password=P|-|+FILE|-FD]
     [device-size=SIZE] [timeout=SECS] [connect-timeout=SECS] [retries=N]
-    [retry-delay=SECS] [cafile=F] [insecure=true] [connections=N]
+    [retry-delay=SECS] [cafile=F] [insecure=true] [connections=N] [clock-skew=SECS]
 
 The logic lives in the multihttp package; this file only adapts it to nbdkit.
 """
 
 import errno
+import functools
 import os
 import sys
 
-# nbdkit 1.32 does not put the script's folder on sys.path.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# nbdkit 1.32 does not put the script's folder on sys.path. Run from a checkout
+# (plugins/ beside the packages), use the checkout's packages; installed into nbdkit's
+# plugin directory (make install), import the installed ones.
+_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isfile(os.path.join(_checkout, "multihttp", "__init__.py")):
+    sys.path.insert(0, _checkout)
 
 import nbdkit  # noqa: E402
 
@@ -20,6 +28,7 @@ from multihttp import errors, params, request  # noqa: E402
 from multihttp.failover import Client  # noqa: E402
 from multihttp.probe import ProbeError  # noqa: E402
 from nbdsuite.nbdkit_glue import refuse_start  # noqa: E402
+from nbdsuite.version import VERSION  # noqa: E402
 
 API_VERSION = 2
 
@@ -35,8 +44,25 @@ def _fail(e: BaseException):
     raise RuntimeError(str(e) or type(e).__name__) from None
 
 
+def _nbd_errors(callback):
+    """Every data callback's failure reaches the client with its errno, as one line."""
+    @functools.wraps(callback)
+    def wrapper(*args):
+        try:
+            return callback(*args)
+        except Exception as e:
+            _fail(e)
+    return wrapper
+
+
 def _bad_parameter(e: params.ParamError):
     refuse_start("multihttp", str(e))
+
+
+def dump_plugin():
+    # `nbdkit multihttp --dump-plugin`: version and parameters.
+    print(f"multihttp_version={VERSION}")
+    print(f"multihttp_parameters={','.join(params.KNOWN_KEYS)}")
 
 
 def config(key, value):
@@ -121,36 +147,26 @@ def can_fast_zero(h):
     return False
 
 
+@_nbd_errors
 def pread(h, buf, offset, flags):
-    try:
-        _client.pread(buf, offset)
-    except Exception as e:
-        _fail(e)
+    _client.pread(buf, offset)
 
 
+@_nbd_errors
 def pwrite(h, buf, offset, flags):
-    try:
-        _client.pwrite(buf, offset, bool(flags & nbdkit.FLAG_FUA))
-    except Exception as e:
-        _fail(e)
+    _client.pwrite(buf, offset, bool(flags & nbdkit.FLAG_FUA))
 
 
+@_nbd_errors
 def flush(h, flags):
-    try:
-        _client.flush()
-    except Exception as e:
-        _fail(e)
+    _client.flush()
 
 
+@_nbd_errors
 def zero(h, count, offset, flags):
-    try:
-        _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA))
-    except Exception as e:
-        _fail(e)
+    _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA))
 
 
+@_nbd_errors
 def trim(h, count, offset, flags):
-    try:
-        _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA), trim=True)
-    except Exception as e:
-        _fail(e)
+    _client.zero(count, offset, bool(flags & nbdkit.FLAG_FUA), trim=True)

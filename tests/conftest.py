@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from nbdsuite.launch import nbdkit_env
 from tests.support.archives import catalog
+
+# Every nbdkit the tests start inherits this: /usr/bin first on PATH, and the venv's
+# packages (blake3) visible to the embedded interpreter.
+os.environ.update(nbdkit_env())
 
 
 @pytest.fixture(scope="session")

@@ -37,11 +37,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from multihttp import request as http_request
 from multihttp.errors import FinalError, ServerFault, status_error
 from multihttp.params import ParamError, Params, backoff_delays, parse_url
 from multihttp.pool import Pool, make_ssl_context
-from multihttp.probe import describe
+from multihttp.server import describe
 from multihttp.wire import Connection, ConnectionClosed
 from nbdsuite.httprange import parse_content_range
 
@@ -334,8 +333,6 @@ class HttpSource:
         got_n = conn.readinto_all(mv)
         if got_n != n:
             raise ServerFault(f"{m.label}: body ended after {got_n} of {n} bytes")
-        if resp.will_close:
-            raise http_request.Close()
 
     # ----------------------------------------------------------------- failover
     def _checkout(self, m: _Mirror) -> Connection:
@@ -364,13 +361,13 @@ class HttpSource:
             conn = self._checkout(m)
             try:
                 fn(conn, m)
-            except http_request.Close:
-                m.pool.discard(conn)
-                return
             except BaseException:
                 m.pool.discard(conn)
                 raise
-            m.pool.put(conn)
+            if conn.will_close:        # the server said it closes: never pool it again
+                m.pool.discard(conn)
+            else:
+                m.pool.put(conn)
 
     def _on_mirror(self, m: _Mirror, what: str, fn) -> Exception | None:
         last: Exception | None = None

@@ -1,4 +1,4 @@
-"""Write-Deadline (PLAN contract 3): a write that is stale when the server is about to apply
+"""Write-Deadline: a write that is stale when the server is about to apply
 it writes nothing and gets 412, including one that sat in the socket buffer of a server
 stopped with SIGSTOP, and one whose client hung up meanwhile."""
 

@@ -26,6 +26,7 @@ from http_disk_server.drbd import (
     why_not_writable,
 )
 from http_disk_server.service import DiskService
+from tests.http_disk_server.test_metrics import scrape
 
 DEV = "/dev/drbd/by-res/vol1/0"
 MINOR = 1000
@@ -98,6 +99,7 @@ def test_waits_for_primary_then_serves(fake_process, backing, caplog, err):
         assert info["ready"] is False and "Primary on host-b" in info["reason"]
         assert any("Primary on host-b" in m for m in caplog.messages)
         assert sum("Primary on host-b" in m for m in caplog.messages) == 1  # no log spam
+        assert scrape(url)[("http_disk_server_drbd_waiting", ())] == 1
         # No spinning: about one attempt per interval.
         before = opener.attempts
         time.sleep(1.0)
@@ -111,6 +113,7 @@ def test_waits_for_primary_then_serves(fake_process, backing, caplog, err):
                 break
             time.sleep(0.05)
         assert r.status_code == 206 and r.content == backing[1][:10]
+        assert scrape(url)[("http_disk_server_drbd_waiting", ())] == 0
         attempts = opener.attempts
         time.sleep(0.5)
         assert opener.attempts == attempts      # the retry loop ended

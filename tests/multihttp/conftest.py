@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -27,6 +28,9 @@ def _pattern(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
+_serial = itertools.count(1)
+
+
 class ServerProc(DiskServerProcess):
     """The real http-disk-server on ``disk``, on 127.0.0.1 (a given port, or any)."""
 
@@ -34,7 +38,9 @@ class ServerProc(DiskServerProcess):
         args = ["--disk", str(disk), *(extra or [])]
         if port is not None:
             args += ["--port", str(port)]
-        super().__init__(args, Path(str(disk) + f".server-{port or 'any'}.log"), cwd=REPO)
+        # One log per server, even for several servers of one disk on any port.
+        name = port if port is not None else f"any{next(_serial)}"
+        super().__init__(args, Path(f"{disk}.server-{name}.log"), cwd=REPO)
 
     def kill(self, sig=signal.SIGKILL) -> None:
         self.send_signal(sig)

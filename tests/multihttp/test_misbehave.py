@@ -10,7 +10,7 @@ import pytest
 from tests.multihttp.conftest import make_disk
 
 MiB = 1 << 20
-BAD_MODES = ["200", "bad-range", "short", "drop", "stall", "trickle", "5xx"]
+BAD_MODES = ["200", "200-range", "bad-range", "short", "drop", "stall", "trickle", "5xx"]
 FAST = ["timeout=1", "connect-timeout=1", "retries=1", "retry-delay=0.01"]
 
 

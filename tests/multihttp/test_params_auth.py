@@ -43,12 +43,14 @@ def test_bad_parameter_one_line(tmp_path, args, needle):
 def test_sizes_and_bounds():
     p = mparams.parse([("urls", "http://a/,https://b:8443/x?y=1"), ("device-size", "256M"),
                        ("timeout", "5"), ("connect-timeout", "1"), ("retries", "3"),
-                       ("retry-delay", "0.5")])
+                       ("retry-delay", "0.5"), ("clock-skew", "0.25")])
     assert p.device_size == 256 * MiB
     assert [(u.host, u.port, u.path) for u in p.urls] == [("a", 80, "/"), ("b", 8443, "/x?y=1")]
     assert mparams.backoff_delays(p) == [0.5, 1.0, 2.0]
-    # 2 servers x (4 attempts x (4x1 + 5) s + 5 s stale-connection retry + 3.5 s backoff)
-    assert mparams.worst_case_seconds(p) == 2 * (4 * 9 + 5 + 3.5)
+    assert p.clock_skew == 0.25
+    # 2 servers x (4 attempts x (4x1 connect/checks + 5 request + 5 + 0.25 waiting out an
+    # unanswered write's deadline) + 5 s stale-connection retry + 3.5 s backoff)
+    assert mparams.worst_case_seconds(p) == 2 * (4 * 14.25 + 5 + 3.5)
 
 
 def test_password_forms_unit(tmp_path):
@@ -122,3 +124,19 @@ def test_wrong_or_missing_password_refused(authed, nbdkit_proc, creds):
     assert "authentication refused" in log
     assert "Wr0ngPw!" not in log and SECRET not in log
     assert not any(m == "GET" for m, *_ in srv.requests)
+
+
+def test_plugin_args_parse_back_to_the_same_params(tmp_path):
+    """nbd-http-server builds nbdkit's command line from a Params object: every value
+    must survive the trip through key=value (the password stays out of it)."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    p = mparams.parse([("urls", "https://a:8443/d,http://b/x?y=1"), ("device-size", "64M"),
+                       ("user", "u"), ("password", SECRET), ("timeout", "3.5"),
+                       ("connect-timeout", "1"), ("retries", "4"), ("retry-delay", "0.2"),
+                       ("connections", "7"), ("clock-skew", "2.5"), ("cafile", str(ca)),
+                       ("insecure", "true")])
+    args = mparams.plugin_args(p)
+    assert not any(SECRET in a for a in args)
+    back = mparams.parse([tuple(a.split("=", 1)) for a in args] + [("password", SECRET)])
+    assert back == p

@@ -14,7 +14,8 @@ from pathlib import Path
 import nbd
 import pytest
 
-from multihttp.wrapper import Wrapper, parse_args
+from nbd_http_server.options import parse_args
+from nbd_http_server.wrapper import Wrapper
 from tests.multihttp.conftest import REPO, make_disk
 
 MiB = 1 << 20
@@ -217,3 +218,40 @@ def test_bad_parameters_stop_before_nbdkit(env, fp, capfd):
     assert "timeout" in err and len(err.strip().splitlines()) == 1
     assert r.w.proc is None
     assert not fp.calls or all(c[0] != "nbd-client" for c in map(list, fp.calls))
+
+
+def _timeout(process):
+    raise subprocess.TimeoutExpired(process.args, 60)
+
+
+@pytest.mark.parametrize("failure", ["exit 1", "busy", "timeout"])
+def test_failed_attach_prints_no_ready_line_and_cleans_up(env, fp, capfd, failure):
+    """The readiness line is printed only after nbd-client succeeded: storage drivers wait
+    for it and then use the device."""
+    env.add_devices(1)
+    connected: set[str] = set()
+
+    def check(process):
+        process.returncode = 0 if Path(process.args[2]).name in connected else 1
+    fp.register(["nbd-client", "-c", fp.any()], callback=check, occurrences=10)
+    if failure == "timeout":
+        fp.register(["nbd-client", "-unix", fp.any()], callback=_timeout)
+    else:
+        stderr = {"exit 1": "Socket failed: Connection refused",
+                  "busy": "Error: Device or resource busy"}[failure]
+        fp.register(["nbd-client", "-unix", fp.any()], returncode=1, stderr=stderr)
+    fp.register(["nbd-client", "-d", fp.any()], occurrences=10)
+    fp.allow_unregistered(True)                  # nbdkit runs for real
+    opts = env.options()
+    r = Run(opts)
+    assert r.finish() == 1
+    assert "is now attached" not in r.out.getvalue() and r.out.getvalue() == ""
+    err = capfd.readouterr().err
+    assert "nbd-client" in err and str(env.dev / "nbd0") in err, err
+    assert r.w.proc is not None and r.w.proc.poll() is not None      # nbdkit stopped
+    assert not os.path.exists(opts.socket_path)
+    assert not os.path.exists(opts.socket_path + ".pid")
+    detached = _calls(fp, ["nbd-client", "-d"])
+    # A timed-out attach may have half-attached the device: it is detached on the way out.
+    assert detached == ([["nbd-client", "-d", str(env.dev / "nbd0")]]
+                        if failure == "timeout" else [])

@@ -5,6 +5,8 @@
 
     ok         correct 206 replies
     200        ignore Range, answer 200 with the whole file
+    200-range  answer 200 with a Content-Range and Content-Length matching the request,
+               but bytes from offset 0 (only the status says this is not the range)
     bad-range  206 with a Content-Range shifted by one block
     short      206 whose body is shorter than its Content-Length (then close)
     drop       send half the body, then close the connection
@@ -17,7 +19,8 @@
 (501), and every reply closes the connection.
 
 ``features`` controls the OPTIONS reply (empty = a server without the
-extensions, answering 405).  ``requests`` records (method, path, headers).
+extensions, answering 405).  ``requests`` records (method, path, headers), and
+``arrived`` the wall-clock time each of them arrived.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self):
         with self.server.lock:
             self.server.log.append((self.command, self.path, dict(self.headers.items())))
+            self.server.arrived.append(time.time())
 
     def _auth_ok(self) -> bool:
         want = self.server.owner.auth
@@ -140,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, whole)
             return
         cr = format_content_range(first, last, size)
+        if o.mode == "200-range":
+            self._reply(200, os.pread(o.fd, n, 0), {"Content-Range": cr})
+            return
         if o.mode == "bad-range":
             cr = format_content_range(first + 512, last + 512, size)
         self.send_response(206)
@@ -218,6 +225,7 @@ class FakeServer:
         self.httpd.owner = self
         self.httpd.lock = threading.Lock()
         self.httpd.log = []
+        self.httpd.arrived = []         # wall-clock arrival time of each logged request
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -228,6 +236,10 @@ class FakeServer:
     @property
     def requests(self) -> list:
         return self.httpd.log
+
+    @property
+    def arrived(self) -> list[float]:
+        return self.httpd.arrived
 
     def start(self) -> FakeServer:
         self._thread.start()

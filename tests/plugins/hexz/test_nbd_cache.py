@@ -12,7 +12,7 @@ import errno
 import nbd
 import pytest
 
-from tests.support.archives import spec
+from tests.support.archives import corrupt, spec
 from tests.support.nbd import Server
 
 
@@ -45,17 +45,42 @@ def test_cache_request_prefetches_into_the_block_cache(cat, tmp_path):
         assert srv.stop() == 0
 
 
-def test_readahead_filter_works_without_warning(cat, tmp_path):
-    """nbdkit's readahead filter prefetches from a background thread with cache requests,
-    so it needs NBD_CMD_CACHE and the PARALLEL thread model (threads=parallel)."""
+def _handle(srv: Server) -> nbd.NBD:
+    h = nbd.NBD()
+    h.connect_unix(srv.sock)
+    return h
+
+
+def test_cache_of_a_damaged_block_is_eio(cat, tmp_path):
+    """Caching really decodes: a damaged payload is reported, as a read would report it."""
     fx = cat["text"]
+    rec = [r for r in fx.layout().records(0) if r.is_stored][4]
+    bad = tmp_path / "crc.hxz"
+    corrupt.set_record_field(fx.path, bad, 4, "checksum", rec.checksum ^ 1)
+    srv = Server(tmp_path / "srv", bad)
+    try:
+        h = _handle(srv)
+        try:
+            with pytest.raises(nbd.Error) as ei:
+                h.cache(rec.logical_len, rec.start)
+            assert ei.value.errnum == errno.EIO
+            h.cache(4096, 0)
+        finally:
+            h.shutdown()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_readahead_filter_works_without_warning(cat, tmp_path):
+    """nbdkit 1.32's readahead filter needs NBD_CMD_CACHE and the PARALLEL thread model
+    (it sends cache requests from its own thread): threads=parallel gives both."""
+    fx = cat["multipage"]
     srv = Server(tmp_path / "srv", fx.path, "threads=parallel", extra=["--filter=readahead"])
     try:
         with srv.client() as c:
             step = 256 << 10
-            got = b"".join(c.pread(min(step, len(fx.primary) - off), off)
-                           for off in range(0, len(fx.primary), step))
-            assert got == fx.primary
+            for off in range(0, 4 << 20, step):
+                assert c.pread(step, off) == fx.primary[off:off + step]
         log = srv.log_text()
         assert "warning" not in log.lower(), log
     finally:

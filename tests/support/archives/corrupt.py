@@ -69,7 +69,7 @@ def set_record_fields(src: Path, dst: Path, record_index: int, stream: int = 0,
 
 
 _RECORD_FIELDS = {"offset": (0, "<Q"), "length": (8, "<I"), "logical_len": (12, "<I"),
-                  "checksum": (16, "<I")}
+                  "checksum": (16, "<I"), "hash": (20, "32s")}
 
 
 def set_stream_size(src: Path, dst: Path, stream: int, size: int) -> int:

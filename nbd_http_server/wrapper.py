@@ -14,123 +14,26 @@ Paths and the stop signal are injectable so tests can drive it in-process.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import fcntl
 import math
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
 from multihttp import params as mparams
-from nbdsuite.sizes import parse_size
 
-DEFAULT_PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "multihttp.py"
+from .options import Options, is_script
 
 
 class WrapperError(Exception):
     """A one-line reason to stop."""
-
-
-@dataclass
-class Options:
-    socket_path: str
-    nbd_name: str
-    urls: str
-    device_size: int | None
-    user: str | None = None
-    password_file: str | None = None
-    timeout: float | None = None
-    connect_timeout: float | None = None
-    retries: int | None = None
-    retry_delay: float | None = None
-    cafile: str | None = None
-    insecure: bool = False
-    connections: int | None = None
-    no_attach: bool = False
-    read_only: bool = False
-    pidfile: str | None = None
-    nbd_timeout: int | None = None
-    start_timeout: float = 8.0
-    dev_dir: str = "/dev"
-    sys_dir: str = "/sys"
-    lock_file: str = "/run/lock/nbd-http-server.lock"
-    nbdkit: str = "nbdkit"
-    plugin: str = str(DEFAULT_PLUGIN)
-    threads: int = 4
-    verbose: bool = False
-
-    def plugin_params(self) -> list[str]:
-        out = [f"urls={self.urls}"]
-        if self.device_size is not None:
-            out.append(f"device-size={self.device_size}")
-        if self.user is not None:
-            out.append(f"user={self.user}")
-        if self.password_file is not None:
-            # +FILE: the password never appears on a command line.
-            out.append(f"password=+{self.password_file}")
-        for key, val in (("timeout", self.timeout), ("connect-timeout", self.connect_timeout),
-                         ("retries", self.retries), ("retry-delay", self.retry_delay),
-                         ("cafile", self.cafile), ("connections", self.connections)):
-            if val is not None:
-                out.append(f"{key}={val}")
-        if self.insecure:
-            out.append("insecure=true")
-        return out
-
-
-def parse_args(argv: list[str] | None) -> Options:
-    ap = argparse.ArgumentParser(prog="nbd-http-server",
-                                 description="Attach a disk served by http-disk-server(s) "
-                                             "as /dev/nbdX through nbdkit's multihttp plugin.")
-    ap.add_argument("--socket-path", required=True, help="Unix socket nbdkit listens on")
-    ap.add_argument("--nbd-name", required=True, help="NBD export name")
-    ap.add_argument("--urls", required=True, help="comma-separated server URLs")
-    ap.add_argument("--device-size", help="disk size (nbdkit suffixes: 4M, 256M, 1G)")
-    ap.add_argument("--user")
-    ap.add_argument("--password-file")
-    ap.add_argument("--timeout", type=float)
-    ap.add_argument("--connect-timeout", type=float)
-    ap.add_argument("--retries", type=int)
-    ap.add_argument("--retry-delay", type=float)
-    ap.add_argument("--cafile")
-    ap.add_argument("--insecure", action="store_true")
-    ap.add_argument("--connections", type=int,
-                    help="HTTP connections per server (plugin default 4)")
-    ap.add_argument("--no-attach", action="store_true",
-                    help="only run nbdkit and print the NBD URI")
-    ap.add_argument("--read-only", action="store_true")
-    ap.add_argument("--pidfile", help="nbdkit pidfile (default: SOCKET.pid)")
-    ap.add_argument("--nbd-timeout", type=int,
-                    help="nbd-client -t seconds (default: the plugin's worst case + 10)")
-    ap.add_argument("--start-timeout", type=float, default=8.0)
-    ap.add_argument("--dev-dir", default="/dev")
-    ap.add_argument("--sys-dir", default="/sys")
-    ap.add_argument("--lock-file", default="/run/lock/nbd-http-server.lock")
-    ap.add_argument("--nbdkit", default="nbdkit")
-    ap.add_argument("--plugin", default=str(DEFAULT_PLUGIN))
-    # Measured (bench/RESULTS.md): 4 nbdkit threads beat the default 16 for the
-    # Python plugin on 2 cores, in sequential and QD1 reads alike.
-    ap.add_argument("--threads", type=int, default=4, help="nbdkit --threads (default 4)")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    a = ap.parse_args(argv)
-    size = None
-    if a.device_size is not None:
-        try:
-            size = parse_size(a.device_size, "--device-size")
-        except ValueError as e:
-            ap.error(str(e))
-    kw = {k: v for k, v in vars(a).items() if k != "device_size"}
-    return Options(device_size=size, **kw)
 
 
 def _log(msg: str) -> None:
@@ -153,6 +56,7 @@ class Wrapper:
         self.pidfile = o.pidfile or o.socket_path + ".pid"
         self.proc: subprocess.Popen | None = None
         self.device: str | None = None
+        self.params: mparams.Params | None = None    # set by check_params()
 
     # -- nbdkit ----------------------------------------------------------
 
@@ -163,7 +67,12 @@ class Wrapper:
             cmd.append("-r")
         if self.o.verbose:
             cmd.append("-v")
-        return cmd + ["python", self.o.plugin] + self.o.plugin_params()
+        plugin = ["python", self.o.plugin] if is_script(self.o.plugin) else [self.o.plugin]
+        args = mparams.plugin_args(self.params or self.check_params())
+        if self.o.password_file is not None:
+            # +FILE: the password never appears on a command line.
+            args.append(f"password=+{self.o.password_file}")
+        return cmd + plugin + args
 
     def _remove_stale_socket(self) -> None:
         path = self.o.socket_path
@@ -179,7 +88,7 @@ class Wrapper:
         raise WrapperError(f"{path}: another server is listening on this socket")
 
     def start_nbdkit(self, stop: threading.Event) -> None:
-        if not os.path.exists(self.o.plugin):
+        if is_script(self.o.plugin) and not os.path.exists(self.o.plugin):
             raise WrapperError(f"multihttp plugin not found at {self.o.plugin} (use --plugin)")
         self._remove_stale_socket()
         try:
@@ -258,17 +167,18 @@ class Wrapper:
         read by the plugin, never by the wrapper."""
         p = mparams.Params()
         try:
-            for kv in self.o.plugin_params():
-                k, _, v = kv.partition("=")
-                if k != "password":
-                    mparams.apply(p, k, v)
-            if self.o.password_file is not None and not os.access(self.o.password_file,
-                                                                  os.R_OK):
-                raise mparams.ParamError(f"--password-file {self.o.password_file!r} "
-                                         "is not readable")
+            for key, value in self.o.plugin_pairs():
+                mparams.apply(p, key, value)
+            if self.o.password_file is not None:
+                if self.o.user is None:
+                    raise mparams.ParamError("--password-file given without --user")
+                if not os.access(self.o.password_file, os.R_OK):
+                    raise mparams.ParamError(f"--password-file {self.o.password_file!r} "
+                                             "is not readable")
             mparams.finish(p)
         except mparams.ParamError as e:
             raise WrapperError(str(e)) from None
+        self.params = p
         return p
 
     def nbd_timeout(self) -> int:
@@ -276,7 +186,7 @@ class Wrapper:
             return self.o.nbd_timeout
         # Longer than the plugin's own bound, so the plugin answers EIO
         # before the kernel gives up on the request.
-        return math.ceil(mparams.worst_case_seconds(self.check_params())) + 10
+        return math.ceil(mparams.worst_case_seconds(self.params or self.check_params())) + 10
 
     def attach(self) -> str:
         self.ensure_module()
@@ -367,18 +277,3 @@ class Wrapper:
             return 1
         finally:
             self.cleanup()
-
-
-def main(argv: list[str] | None = None) -> int:
-    o = parse_args(argv)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return Wrapper(o).run(stop)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

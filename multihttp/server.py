@@ -1,0 +1,57 @@
+"""One server of the list: where requests go (Endpoint), what is known about it
+(Server), and how its failures are described in logs and errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multihttp.errors import ServerFault
+from multihttp.pool import Pool
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What every request to one server carries, bound once: the request target, the
+    Authorization header value (or None) and the label used in messages (the URL as
+    given, which never holds credentials: params refuses them)."""
+
+    target: str
+    auth: str | None
+    label: str
+
+    def headers(self) -> dict[str, str]:
+        """Fresh headers for one request (the caller adds its own)."""
+        return {"Authorization": self.auth} if self.auth else {}
+
+
+@dataclass
+class Server:
+    """One server and what we know about it."""
+
+    index: int
+    pool: Pool
+    endpoint: Endpoint
+    size: int | None = None
+    features: frozenset[str] = frozenset()
+    verified: bool = False           # HEAD checked since the last failure
+    excluded: str | None = None      # why it must never be used (size mismatch)
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+    def failure(self, e: BaseException) -> str:
+        """One line saying why a request to this server failed (no traceback, no
+        secrets): a ServerFault already names the server; a socket error gets its label."""
+        return str(e) if isinstance(e, ServerFault) else f"{self.label}: {describe(e)}"
+
+
+def describe(e: BaseException) -> str:
+    """A short reason for a socket-level failure (no traceback, no secrets)."""
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

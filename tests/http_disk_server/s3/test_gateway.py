@@ -1,0 +1,219 @@
+"""The gateway as a process: ETags follow the archive, anonymous access, start-up
+refusals, TLS, decompression errors, and SIGTERM finishing the reads in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import boto3
+import botocore
+import hexz
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tests.support.archives import corrupt
+from tests.support.diskserver import launch, start_server
+
+from .conftest import BUCKET, REGION, client, make_keys, write_credentials
+from .rawsigned import send
+
+
+def _pack(src: Path, data: bytes, out: Path) -> None:
+    """Pack ``data`` as disk.img into ``out``, replacing it atomically."""
+    src.mkdir(exist_ok=True)
+    (src / "disk.img").write_bytes(data)
+    tmp = out.with_name(out.name + ".tmp")
+    hexz.pack(str(src / "disk.img"), str(tmp), compression="lz4")
+    os.replace(tmp, out)
+
+
+@pytest.fixture
+def small(tmp_path):
+    root = tmp_path / "dir"
+    root.mkdir()
+    keys = make_keys()
+    creds = write_credentials(tmp_path / "creds", keys)
+    return root, keys, creds
+
+
+def test_etag_changes_with_the_archive_and_if_match_catches_it(small, tmp_path):
+    root, keys, creds = small
+    first, second = os.urandom(300_000), os.urandom(300_000)
+    _pack(tmp_path / "src", first, root / "vm.hxz")
+    s = start_server(["--s3", str(root), "--bucket", BUCKET, "--credentials", str(creds)],
+                     tmp_path)
+    try:
+        s3 = client(s.url, keys)
+        h1 = s3.head_object(Bucket=BUCKET, Key="vm.hxz/disk")
+        assert h1["ETag"] == s3.head_object(Bucket=BUCKET, Key="vm.hxz/disk")["ETag"]
+        assert s3.get_object(Bucket=BUCKET, Key="vm.hxz/disk")["Body"].read() == first
+        time.sleep(0.01)   # a distinct mtime even on coarse clocks is not needed: the inode is
+        _pack(tmp_path / "src", second, root / "vm.hxz")
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket=BUCKET, Key="vm.hxz/disk", IfMatch=h1["ETag"],
+                          Range="bytes=0-99")
+        assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+        g = s3.get_object(Bucket=BUCKET, Key="vm.hxz/disk")
+        assert g["ETag"] != h1["ETag"] and g["Body"].read() == second
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="vm.hxz/disk")["Contents"][0]
+        assert listed["ETag"] == g["ETag"]
+        # new and removed files show at once in listings
+        (root / "new.img").write_bytes(b"n" * 4096)
+        keys_now = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+        assert "new.img" in keys_now
+        (root / "vm.hxz").unlink()
+        keys_now = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+        assert keys_now == ["new.img"]
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket=BUCKET, Key="vm.hxz/disk")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+def test_anonymous_must_be_asked_for(small, tmp_path):
+    root, keys, creds = small
+    (root / "a.img").write_bytes(b"a" * 1000)
+    p = launch(["--s3", str(root), "--port", "0"], tmp_path, "noauth")
+    assert p.wait(15) == 1
+    err = (tmp_path / "noauth.stderr").read_text()
+    assert "--credentials" in err and "--s3-anonymous" in err and len(err.splitlines()) == 1
+    s = start_server(["--s3", str(root), "--s3-anonymous"], tmp_path, "anon")
+    try:
+        anon = boto3.client("s3", endpoint_url=s.url, region_name=REGION,
+                            config=Config(signature_version=botocore.UNSIGNED,
+                                          retries={"max_attempts": 1}, read_timeout=15,
+                                          connect_timeout=5))
+        assert anon.list_buckets()["Buckets"][0]["Name"] == "images"
+        assert anon.get_object(Bucket="images", Key="a.img")["Body"].read() == b"a" * 1000
+        with pytest.raises(ClientError) as e:   # overrides need a signature, as on S3
+            anon.get_object(Bucket="images", Key="a.img", ResponseContentType="text/plain")
+        assert e.value.response["Error"]["Code"] == "InvalidRequest"
+        with pytest.raises(ClientError) as e:   # no keys: a signed request cannot verify
+            client(s.url, keys).list_buckets()
+        assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+        with pytest.raises(ClientError) as e:
+            anon.put_object(Bucket="images", Key="a.img", Body=b"b")
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+        assert (root / "a.img").read_bytes() == b"a" * 1000
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--bucket", "Bad_Name"], "--bucket"),
+    (["--credentials", "{missing}"], "cannot read --credentials"),
+    (["--credentials", "{garbage}"], "not an AWS credentials file"),
+    (["--credentials", "{halfkey}"], "needs both"),
+])
+def test_refused_starts(small, tmp_path, args, needle):
+    root, keys, creds = small
+    (tmp_path / "garbage").write_text(f"aws_secret_access_key = {keys.secret}\n")
+    (tmp_path / "halfkey").write_text(f"[x]\naws_secret_access_key = {keys.secret}\n")
+    for name in ("garbage", "halfkey"):
+        (tmp_path / name).chmod(0o600)
+    args = [a.format(missing=tmp_path / "none", garbage=tmp_path / "garbage",
+                     halfkey=tmp_path / "halfkey") for a in args]
+    if "--credentials" not in args:
+        args += ["--credentials", str(creds)]
+    p = launch(["--s3", str(root), *args, "--port", "0"], tmp_path, "refused")
+    assert p.wait(15) == 1
+    err = (tmp_path / "refused.stderr").read_text()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert keys.secret not in err
+
+
+def test_tls(small, tmp_path, cert):
+    root, keys, creds = small
+    data = os.urandom(100_000)
+    (root / "disk.raw").write_bytes(data)
+    crt, key = cert
+    s = start_server(["--s3", str(root), "--credentials", str(creds), "--tls-cert", str(crt),
+                      "--tls-key", str(key)], tmp_path)
+    try:
+        assert s.url.startswith("https://")
+        s3 = boto3.client("s3", endpoint_url=s.url, aws_access_key_id=keys.access,
+                          aws_secret_access_key=keys.secret, verify=str(crt),
+                          config=Config(signature_version="s3v4", region_name=REGION,
+                                        retries={"max_attempts": 1}, read_timeout=15,
+                                        connect_timeout=5))
+        assert s3.get_object(Bucket="images", Key="disk.raw", Range="bytes=5-")["Body"].read() \
+            == data[5:]
+    finally:
+        assert s.stop() == 0, s.log_text()
+
+
+def test_damaged_block_is_500_internal_error_never_wrong_bytes(small, tmp_path):
+    root, keys, creds = small
+    data = os.urandom(2 << 20)
+    good = tmp_path / "good.hxz"
+    (tmp_path / "in.img").write_bytes(data)
+    hexz.pack(str(tmp_path / "in.img"), str(good), compression="lz4")
+    _, _, hit = corrupt.flip_payload(good, root / "bad.hxz", 0)
+    start, length = hit[0]
+    s = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path)
+    try:
+        s3 = client(s.url, keys)
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket="images", Key="bad.hxz/disk",
+                          Range=f"bytes={start}-{start + length - 1}")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert e.value.response["Error"]["Code"] == "InternalError"
+        rest = s3.get_object(Bucket="images", Key="bad.hxz/disk",
+                             Range=f"bytes={start + length}-")["Body"].read()
+        assert rest == data[start + length:]
+        # a whole GET never hands out wrong bytes: an error status or a cut body
+        try:
+            body = s3.get_object(Bucket="images", Key="bad.hxz/disk")["Body"].read()
+        except (ClientError, botocore.exceptions.BotoCoreError):
+            body = None
+        assert body is None or body == data
+        assert body is None
+    finally:
+        assert s.stop() == 0, s.log_text()
+    assert "bad.hxz" in s.log_text()   # the log names the damaged archive
+
+
+def test_sigterm_finishes_reads_in_flight(small, tmp_path):
+    root, keys, creds = small
+    data = os.urandom(32 << 20)
+    (root / "big.img").write_bytes(data)
+    s = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path)
+    from urllib.parse import urlsplit
+    u = urlsplit(s.url)
+    # A signed GET whose reply we read slowly, with a small receive buffer.
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method="GET", url=s.url.rstrip("/") + "/images/big.img")
+    req.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
+    S3SigV4Auth(Credentials(keys.access, keys.secret), "s3", REGION).add_auth(req)
+    sock = socket.create_connection((u.hostname, u.port), timeout=20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    head = "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
+    sock.sendall(f"GET /images/big.img HTTP/1.1\r\nHost: {u.netloc}\r\n{head}\r\n".encode())
+    got = sock.recv(65536)
+    assert got.startswith(b"HTTP/1.1 200")
+    os.kill(s.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    while True:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    sock.close()
+    assert s.proc.wait(20) == 0
+    body = got.split(b"\r\n\r\n", 1)[1]
+    assert len(body) == len(data) and body == data
+    # and a new request after SIGTERM is not served
+    r = None
+    try:
+        r = send(s.url.rstrip("/"), "GET", "/images/big.img", keys=keys)
+    except OSError:
+        pass
+    assert r is None
