@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,15 +58,15 @@ class Installer:
         pip_prefix = prefix[:-len("/local")] if prefix.endswith("/local") else prefix
         pip = [self.a.python, "-m", "pip", "install", "--quiet", "--no-deps",
                "--no-build-isolation", "--disable-pip-version-check",
-               "--no-warn-script-location", "--break-system-packages",
+               "--no-warn-script-location", "--break-system-packages", "--ignore-installed",
                "--prefix", pip_prefix, "--root", str(self.root), str(REPO)]
-        subprocess.run(pip, check=True)
+        subprocess.run(pip, check=True, env=_clean_env())
         if not self.a.destdir and self.a.pip_deps:
             # A real installation must run; a staged one is for packagers, who declare
             # the dependency instead.
             subprocess.run([self.a.python, "-m", "pip", "install", "--quiet",
                             "--disable-pip-version-check", "--break-system-packages",
-                            *PIP_ONLY_DEPS], check=True)
+                            *PIP_ONLY_DEPS], check=True, env=_clean_env())
         records = glob.glob(str(self.staged(pip_prefix) / "**" / DIST_INFO / "RECORD"),
                             recursive=True)
         if len(records) != 1:
@@ -127,6 +128,15 @@ class Installer:
             if d.is_dir() and not any(d.iterdir()) and _created_by_us(d):
                 d.rmdir()
         print(f"removed {len(paths)} files")
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without anything pointing pip at another Python's packages: with
+    a venv on PYTHONPATH, pip would first uninstall the copy it finds there."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PIP_PREFIX"}}
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
 
 
 def _created_by_us(d: Path) -> bool:

@@ -8,28 +8,12 @@ from http import HTTPStatus
 
 from nbdsuite import blkhash
 
-from ..config import Config
 from ..errors import HTTPError
 from ..exchange import Request, Response
-from ..storage import Storage
-from .images import send_options
-
-ALLOW = ["OPTIONS", "GET"]
+from .views import ImageView, ServerView
 
 
-class ChecksumResource:
-    def __init__(self, storage: Storage, name: str, config: Config) -> None:
-        self._storage = storage
-        self._name = name
-        self._config = config
-
-    def allow(self) -> list[str]:
-        return ALLOW
-
-    def options(self, req: Request, resp: Response) -> None:
-        self._storage.get(self._name)
-        send_options(resp, self._config, ALLOW)
-
+class ChecksumResource(ImageView):
     def get(self, req: Request, resp: Response) -> None:
         algorithm = req.query("algorithm", blkhash.DEFAULT_ALGORITHM)
         text = req.query("block_size", str(blkhash.DEFAULT_BLOCK_SIZE))
@@ -45,17 +29,8 @@ class ChecksumResource:
                                         algorithm, block_size))
 
 
-class AlgorithmsResource:
+class AlgorithmsResource(ServerView):
     """Server information: which algorithms ``?algorithm=`` takes."""
-
-    def __init__(self, config: Config) -> None:
-        self._config = config
-
-    def allow(self) -> list[str]:
-        return ALLOW
-
-    def options(self, req: Request, resp: Response) -> None:
-        send_options(resp, self._config, ALLOW)
 
     def get(self, req: Request, resp: Response) -> None:
         resp.send_json({"algorithms": sorted(blkhash.ALGORITHMS)})

@@ -4,26 +4,12 @@ snapshots, one data extent for block devices)."""
 
 from __future__ import annotations
 
-from ..config import Config
 from ..exchange import Request, Response
-from ..storage import Storage
-from .images import send_options
-
-ALLOW = ["OPTIONS", "GET", "HEAD"]
+from .views import ImageView
 
 
-class ExtentsResource:
-    def __init__(self, storage: Storage, name: str, config: Config) -> None:
-        self._storage = storage
-        self._name = name
-        self._config = config
-
-    def allow(self) -> list[str]:
-        return ALLOW
-
-    def options(self, req: Request, resp: Response) -> None:
-        self._storage.get(self._name)
-        send_options(resp, self._config, ALLOW)
+class ExtentsResource(ImageView):
+    methods = ["OPTIONS", "GET", "HEAD"]
 
     def get(self, req: Request, resp: Response) -> None:
         backend = self._storage.get(self._name)

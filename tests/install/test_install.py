@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import os
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def _make(target: str, **variables: str) -> subprocess.CompletedProcess:
     args = ["make", "-C", str(REPO), target, *(f"{k}={v}" for k, v in variables.items())]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
+    # Installing elsewhere must leave the running venv's own installation alone (pip
+    # would uninstall it first if it could see it, e.g. through PYTHONPATH).
+    script = Path(sys.executable).parent / "http-disk-server"
+    assert script.exists(), f"make {target} removed {script}"
     return r
 
 
