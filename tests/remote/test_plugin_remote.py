@@ -302,3 +302,20 @@ def test_cache_filter_for_repeated_use(cat, nginx, tmp_path):
         assert len(ng.requests()) == after_first
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("name", ["multipage_zstd", "thin_shifted", "dir"])
+def test_verify_hash_over_url(cat, cat_nginx, tmp_path, name):
+    fx = cat[name]
+    srv = serve(tmp_path, "srv", f"url={cat_nginx.url}{fx.path.name}", "verify=hash")
+    try:
+        assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+    finally:
+        assert srv.stop() == 0
+
+
+def test_remote_parameters_need_a_remote_archive(cat, tmp_path):
+    r = try_start(tmp_path, cat["text"].path, "user=bob")
+    assert_one_clear_line(r, "user=")
+    r = try_start(tmp_path, None, "url=http://127.0.0.1:1/a.hxz", "timeout=1", "timeout=2")
+    assert_one_clear_line(r, "timeout= given twice")
