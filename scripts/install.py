@@ -67,8 +67,13 @@ class Installer:
             subprocess.run([self.a.python, "-m", "pip", "install", "--quiet",
                             "--disable-pip-version-check", "--break-system-packages",
                             *PIP_ONLY_DEPS], check=True, env=_clean_env())
-        records = glob.glob(str(self.staged(pip_prefix) / "**" / DIST_INFO / "RECORD"),
-                            recursive=True)
+        # Where that interpreter puts packages for this prefix: ask it, rather than
+        # search (a recursive search of /usr takes minutes).
+        site = subprocess.run(
+            [self.a.python, "-c", "import sys, sysconfig; print(sysconfig.get_path("
+             "'purelib', vars={'base': sys.argv[1], 'platbase': sys.argv[1]}))", pip_prefix],
+            check=True, capture_output=True, text=True, env=_clean_env()).stdout.strip()
+        records = glob.glob(str(self.staged(site) / DIST_INFO / "RECORD"))
         if len(records) != 1:
             sys.exit(f"install: expected one {DIST_INFO}/RECORD under {self.a.prefix}, "
                      f"found {len(records)}")
