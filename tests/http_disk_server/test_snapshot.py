@@ -10,7 +10,6 @@ import pytest
 import requests
 
 from tests.support.archives import corrupt
-from tests.support.archives import spec as layout
 from tests.support.diskserver import launch, start_server
 
 
@@ -141,19 +140,8 @@ def swapped(tmp_path_factory):
     (root / "disk.img").write_bytes(data)
     good = root / "good.hxz"
     hexz.pack(str(root / "disk.img"), str(good), compression="lz4")
-    records = layout.parse(good).records(0)
-    by_len: dict[int, list] = {}
-    for r in records:
-        if r.is_stored:
-            by_len.setdefault(r.logical_len, []).append(r)
-    victim, other = next(v for v in by_len.values()
-                         if len(v) >= 2 and v[0].offset != v[1].offset)[:2]
-    index = records.index(victim)
-    src = good
-    for n, field in enumerate(("offset", "length", "checksum")):
-        dst = root / f"step{n}.hxz"
-        corrupt.set_record_field(src, dst, index, field, getattr(other, field))
-        src = dst
+    src = root / "bad.hxz"
+    victim, other = corrupt.point_at_other_payload(good, src)
     wrong = data[other.start:other.start + other.logical_len]
     assert wrong != data[victim.start:victim.start + victim.logical_len]
     return src, data, (victim.start, victim.logical_len), wrong

@@ -18,7 +18,6 @@ import nbd
 import pytest
 
 from tests.support.archives import corrupt
-from tests.support.archives import spec as layout
 from tests.support.nbd import Server, run_tool
 
 # Every combination of the fields a zero record must have zeroed (length is what makes it
@@ -116,16 +115,8 @@ def retargeted(tmp_path_factory):
     (root / "disk.img").write_bytes(data)
     good = root / "good.hxz"
     hexz.pack(str(root / "disk.img"), str(good), compression="lz4")
-    records = layout.parse(good).records(0)
-    by_len: dict[int, list] = {}
-    for r in records:
-        if r.is_stored:
-            by_len.setdefault(r.logical_len, []).append(r)
-    victim, other = next(v for v in by_len.values()
-                         if len(v) >= 2 and v[0].offset != v[1].offset)[:2]
     bad = root / "bad.hxz"
-    corrupt.set_record_fields(good, bad, records.index(victim), offset=other.offset,
-                       length=other.length, checksum=other.checksum)
+    victim, other = corrupt.point_at_other_payload(good, bad)
     return bad, data, victim, other
 
 
