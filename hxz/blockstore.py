@@ -9,8 +9,8 @@ from one place:
 * records a request consumes partly (its edges), or that are large, shared through dedup,
   zero or parent references, go through the block cache (:meth:`blocks`), with batched
   single-flight claims and adjacent payloads read together;
-* LZ4 spans of 32 KiB or more are read into a pooled buffer and CRC-checked and decoded by
-  libdeflate and liblz4 without intermediate Python objects (hxz/native.py);
+* spans of 32 KiB or more are read into a pooled buffer and CRC-checked and decoded by
+  libdeflate and liblz4 or libzstd without intermediate Python objects (hxz/native.py);
 * small stored blocks that a request consumes whole skip the cache (hxz/copier.py): adjacent
   payloads are read at once and decoded straight into the caller's buffer.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from . import digest, native
 from .cache import LRUCache
-from .codecs import Decoder, _prefix
+from .codecs import Decoder
 from .errors import BlockError
 from .index import PARENT_REF, Page
 from .source import PayloadSource
@@ -89,7 +89,8 @@ class BlockStore:
         self._token = token
         self._verified: dict[int, bytes] = {}
         self._readinto = getattr(source, "readinto", None)
-        self._native_lz4 = native.AVAILABLE and compression == "lz4"
+        # The decoder's raw-address entry point, when the native libraries are there.
+        self._decode_at = getattr(decode, "decode_at", None) if native.AVAILABLE else None
 
     def cached(self, offset: int) -> Any:
         """The cached block of the payload at ``offset``, or None."""
@@ -216,7 +217,7 @@ class BlockStore:
         try:
             for run in _adjacent_runs(page, owned):
                 start, stop = offs[run[0]], offs[run[-1]] + lens[run[-1]]
-                if self._native_lz4 and stop - start >= NATIVE_MIN:
+                if self._decode_at is not None and stop - start >= NATIVE_MIN:
                     got = self._decode_native(page, run, start, stop)
                 else:
                     buf = self.read_span(page, run, start, stop)
@@ -240,9 +241,9 @@ class BlockStore:
             res[k - base] = res[first_of[offs[k]] - base]
 
     def _decode_native(self, page: Page, ks: list[int], start: int, stop: int) -> list[Any]:
-        """LZ4 records ``ks``, whose payloads are adjacent in [start, stop): one read into a
-        pooled buffer, CRC-32 and LZ4 straight from it into new block buffers.  Anything
-        unusual (short read, CRC or prefix mismatch, decoder error) goes to
+        """Records ``ks``, whose payloads are adjacent in [start, stop): one read into a
+        pooled buffer, CRC-32 and decoding straight from it into new block buffers.
+        Anything unusual (short read, CRC or prefix mismatch, decoder error) goes to
         ``check_and_decode`` on the same bytes, which raises the precise BlockError."""
         span = stop - start
         scratch = take_scratch(span)
@@ -263,12 +264,9 @@ class BlockStore:
         rel = page.offs[k] - start
         ln = page.lens[k]
         n = page.llens[k]
-        # liblz4 takes int sizes; an LZ4 payload never exceeds 4 + LZ4_compressBound(n).
-        if rel + ln <= got and 4 < ln <= n + 20 + n // 255 < 1 << 31 \
-                and native.crc32_at(0, saddr + rel, ln) == page.crcs[k] \
-                and _prefix(sbuf, rel)[0] == n:
+        if rel + ln <= got and native.crc32_at(0, saddr + rel, ln) == page.crcs[k]:
             data = native.uninitialized(n)
-            if native.lz4_decompress(saddr + rel + 4, native.address(data), ln - 4, n) == n:
+            if self._decode_at(saddr + rel, ln, native.address(data), n):
                 return data
         # Raises for every defect the fast path rejects; a clean fallback still yields
         # the block.

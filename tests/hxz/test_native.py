@@ -8,6 +8,7 @@ import zlib
 
 import lz4.block
 import pytest
+import zstandard
 
 import hxz
 from hxz import blockstore, native
@@ -72,3 +73,79 @@ def test_read_buffers_are_recycled_and_bounded():
     for b in held:
         blockstore.give_scratch(b)
     assert len(blockstore._free_scratch) <= blockstore.SCRATCH_POOL
+
+
+def _zstd_dict() -> bytes:
+    samples = [b"record %d: the quick brown fox %s\n" % (i, b"x" * (i % 17)) for i in range(400)]
+    return zstandard.train_dictionary(2048, samples).as_bytes()
+
+
+def test_native_zstd_library_is_loaded():
+    # The Makefile installs libzstd1 (a python-zstandard dependency on Debian too).
+    assert native.ZSTD_AVAILABLE
+
+
+@pytest.mark.parametrize("with_dict", [False, True])
+def test_native_zstd_matches_python_zstandard(with_dict):
+    zd = _zstd_dict() if with_dict else None
+    data = b"record 7: the quick brown fox " * 3000 + os.urandom(5000)
+    cctx = zstandard.ZstdCompressor(write_content_size=False,
+                                    dict_data=zstandard.ZstdCompressionDict(zd) if zd else None)
+    frame = bytearray(cctx.compress(data))
+    dec = native.ZstdNative(zd)
+    out = native.uninitialized(len(data))
+    assert dec.decode_at(native.address(frame), len(frame), native.address(out), len(data))
+    assert out == data
+    # One byte short of room, one byte too many asked for, a damaged frame: all refused.
+    small = native.uninitialized(len(data) - 1)
+    assert not dec.decode_at(native.address(frame), len(frame), native.address(small),
+                             len(small))
+    big = native.uninitialized(len(data) + 1)
+    assert not dec.decode_at(native.address(frame), len(frame), native.address(big), len(big))
+    frame[6] ^= 0xFF
+    assert not dec.decode_at(native.address(frame), len(frame), native.address(out), len(data))
+
+
+def test_native_zstd_without_the_dictionary_fails_cleanly():
+    zd = _zstd_dict()
+    data = b"record 3: the quick brown fox xxx\n" * 50
+    frame = bytearray(zstandard.ZstdCompressor(
+        write_content_size=False, dict_data=zstandard.ZstdCompressionDict(zd)).compress(data))
+    out = native.uninitialized(len(data))
+    assert not native.ZstdNative(None).decode_at(native.address(frame), len(frame),
+                                                 native.address(out), len(data))
+
+
+@pytest.mark.parametrize("use_native", [True, False])
+@pytest.mark.parametrize("with_dict", [False, True])
+def test_zstd_archives_read_identically_with_and_without_native(tmp_path, monkeypatch,
+                                                                use_native, with_dict):
+    monkeypatch.setattr(native, "ZSTD_AVAILABLE", use_native)
+    monkeypatch.setattr(native, "AVAILABLE", use_native)
+    blocks = [os.urandom(90000), b"record 1: the quick brown fox " * 4000, b"", b"z" * 5000,
+              os.urandom(70000)]
+    built = B.build([B.data(b) for b in blocks], compression="zstd",
+                    dict_bytes=_zstd_dict() if with_dict else None)
+    path = B.write(tmp_path / "z.hxz", built)
+    whole = b"".join(blocks)
+    with hxz.open_archive(path) as a:
+        assert hasattr(a.blocks._decode, "decode_at") == use_native
+        s = a.stream()
+        for off, n in ((0, len(whole)), (5, 100000), (89990, 30), (len(whole) - 7, 7)):
+            assert s.read(off, n) == whole[off:off + n]
+
+
+def test_native_zstd_path_reports_a_damaged_frame_as_block_error(tmp_path):
+    blocks = [b"y" * 80000, os.urandom(80000)]
+    built = B.build([B.data(b) for b in blocks], compression="zstd")
+    r = built.records["primary"][0]
+    # Damage the frame behind a matching CRC: only the decoder can notice.
+    built.raw[r["offset"] + r["length"] - 2] ^= 0x55
+    crc = zlib.crc32(bytes(built.raw[r["offset"]:r["offset"] + r["length"]]))
+    page_off = built.pages["primary"][0][0]
+    struct.pack_into("<I", built.raw, page_off + 8 + 16, crc)
+    with hxz.open_archive(B.write(tmp_path / "m.hxz", built)) as a:
+        with pytest.raises(hxz.BlockError, match="Zstd") as e:
+            a.stream().read(10, 10)
+        assert "logical offset 0" in str(e.value)
+        assert a.stream().read(80000, 10) == blocks[1][:10]
