@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import digest, native
@@ -140,13 +140,22 @@ class BlockStore:
         except BlockError as e:
             raise BlockError(f"{self.where(page, k)}: {e}") from None
 
-    def read_span(self, page: Page, ks: list[int], start: int, stop: int) -> memoryview:
+    def read_span(self, page: Page, ks: Sequence[int], start: int, stop: int) -> memoryview:
         """The payloads of records ``ks``, adjacent in [start, stop), read at once; when
         that fails, record by record so that the error names the record at fault."""
         try:
             return memoryview(self.source.pread(stop - start, start))
         except BlockError:
             return memoryview(b"".join(self.payload(page, k) for k in ks))
+
+    def read_into(self, page: Page, ks: Sequence[int], smv: memoryview, start: int,
+                  span: int) -> int:
+        """Read the adjacent payloads of records ``ks`` (``span`` bytes from ``start``)
+        into ``smv``; returns how many bytes arrived (fewer at the end of a short file)."""
+        if self._readinto is not None:
+            return self._readinto(smv[:span], start)
+        smv[:span] = self.read_span(page, ks, start, start + span)
+        return span
 
     # ------------------------------------------------------------- through the cache
     def blocks(self, page: Page, i: int, j: int) -> list[Any]:
@@ -248,12 +257,7 @@ class BlockStore:
         span = stop - start
         scratch = take_scratch(span)
         try:
-            sbuf, smv, saddr = scratch
-            if self._readinto is not None:
-                got = self._readinto(smv[:span], start)
-            else:
-                smv[:span] = self.read_span(page, ks, start, stop)
-                got = span
+            got = self.read_into(page, ks, scratch[1], start, span)
             return [self._native_one(page, k, start, got, scratch) for k in ks]
         finally:
             give_scratch(scratch)

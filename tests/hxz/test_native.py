@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import struct
 import zlib
 
@@ -149,3 +150,69 @@ def test_native_zstd_path_reports_a_damaged_frame_as_block_error(tmp_path):
             a.stream().read(10, 10)
         assert "logical offset 0" in str(e.value)
         assert a.stream().read(80000, 10) == blocks[1][:10]
+
+
+def _small_blocks(seed: int) -> list[bytes]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(300):
+        n = rnd.randrange(1000, 8000)
+        out.append(rnd.randbytes(n) if i % 3 == 0 else (b"blk%05d " % i) * (n // 9))
+    return out
+
+
+def _damage_payload(built, index: int, codec_only: bool) -> None:
+    """Flip a byte inside record ``index``'s payload; with ``codec_only`` also fix the CRC
+    so that only the decoder can notice."""
+    r = built.records["primary"][index]
+    pos = r["offset"] + r["length"] // 2
+    built.raw[pos] ^= 0xA5
+    if codec_only:
+        crc = zlib.crc32(bytes(built.raw[r["offset"]:r["offset"] + r["length"]]))
+        page_off = built.pages["primary"][0][0]
+        struct.pack_into("<I", built.raw, page_off + 8 + 52 * index + 16, crc)
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+@pytest.mark.parametrize("use_native", [True, False])
+def test_small_block_runs_read_identically_with_and_without_native(
+        tmp_path, monkeypatch, use_native, compression):
+    # Runs of small private blocks are decoded straight into the read buffer (copier.py):
+    # natively, or through python-lz4/zstandard without the libraries.
+    monkeypatch.setattr(native, "AVAILABLE", use_native)
+    blocks = _small_blocks(5)
+    built = B.build([B.data(b) for b in blocks], compression=compression)
+    whole = b"".join(blocks)
+    with hxz.open_archive(B.write(tmp_path / "s.hxz", built)) as a:
+        assert (a.blocks._decode_at is not None) == use_native
+        s = a.stream()
+        rnd = random.Random(9)
+        for _ in range(40):
+            off = rnd.randrange(len(whole))
+            n = rnd.choice([1, 5000, 70000, 300000])
+            assert s.read(off, min(n, len(whole) - off)) == whole[off:off + n]
+        assert s.read(0, len(whole)) == whole
+
+
+@pytest.mark.parametrize("codec_only", [False, True])
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+@pytest.mark.parametrize("use_native", [True, False])
+def test_damaged_block_inside_a_small_block_run_names_the_record(
+        tmp_path, monkeypatch, use_native, compression, codec_only):
+    monkeypatch.setattr(native, "AVAILABLE", use_native)
+    blocks = [b"%04d" % i * 500 + os.urandom(300) for i in range(40)]   # 2300 B each
+    built = B.build([B.data(b) for b in blocks], compression=compression)
+    _damage_payload(built, 20, codec_only)
+    start = sum(len(b) for b in blocks[:20])
+    # With a matching CRC the damage may still decode cleanly, to other bytes: only the
+    # BLAKE3 of verify=hash (or the decoder) can catch it.
+    verify = "hash" if codec_only else "crc"
+    with hxz.open_archive(B.write(tmp_path / "d.hxz", built), verify=verify) as a:
+        s = a.stream()
+        with pytest.raises(hxz.BlockError) as e:
+            s.read(0, sum(len(b) for b in blocks))          # record 20 is mid-run
+        assert f"logical offset {start}" in str(e.value)
+        assert ("CRC" in str(e.value)) != codec_only
+        # Its neighbours still read, whole or in part.
+        assert s.read(0, start) == b"".join(blocks[:20])
+        assert s.read(start + len(blocks[20]), 5000) == b"".join(blocks[21:])[:5000]
