@@ -285,8 +285,8 @@ def floor_lines(paths: dict[str, Path], size: int, file_iops: float, count: int)
     out = ["", "4 KiB random reads against their floor (same offsets as the IOPS column; "
            "the block holding each offset is read, CRC-checked and decoded whole, as the "
            "format requires):", "",
-           "| archive | KiB of the block read (mean) | pread us | CRC-32 us | decode us | floor us/read "
-           "| C file plugin us/read | floor IOPS | floor vs file |",
+           "| archive | KiB of the block read (mean) | pread us | CRC-32 us | decode us "
+           "| floor us/read | C file plugin us/read | floor IOPS | floor vs file |",
            "|---|---|---|---|---|---|---|---|---|"]
     offsets = hm.random_offsets(size, count)
     base = 1e6 / file_iops

@@ -5,6 +5,8 @@ read back as the original inputs, in process and through nbdkit."""
 
 from __future__ import annotations
 
+import random
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +150,36 @@ def test_zero_records_reported_as_holes(variants, pool):
     with pool.get(v.path).client() as c:
         ext = [(s, n, bool(f & nbd.STATE_ZERO)) for s, n, f in c.block_status(c.size, 0)]
         checks.check_extents(ext, v.primary, 0, len(v.primary), zero)
+
+
+@pytest.mark.parametrize("params", [("threads=parallel",), ("threads=parallel", "cache=1M"),
+                                    ()])
+@pytest.mark.parametrize("name", ["dict_small_blocks", "dict_text", "frame_extras"])
+def test_decoders_shared_by_many_connections(variants, pool, name, params):
+    """Zstd contexts, read buffers and the block cache are shared by nbdkit's threads:
+    eight connections reading random ranges at once (parallel requests when asked) must
+    each get exactly the input's bytes."""
+    v = variants[name]
+    srv = pool.get(v.path, *params)
+    size = len(v.primary)
+    errors: list[str] = []
+
+    def worker(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            with srv.client() as c:
+                for _ in range(50):
+                    off = rnd.randrange(size)
+                    ln = min(size - off, rnd.choice([1, 4096, 60000, 300000, 2 << 20]))
+                    if c.pread(ln, off) != v.primary[off:off + ln]:
+                        errors.append(f"pread({ln}, {off}) differs")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive(), "a client thread hung"
+    assert not errors, errors[:5]
