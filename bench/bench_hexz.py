@@ -327,40 +327,48 @@ def write_results(body: str, command: str) -> None:
 
 
 EXPLANATION = """\
-Reading the figures. "nbdkit CPU s/run" is the user+system CPU the nbdkit process used
-per nbdcopy run: on this 2-core machine, shared with other work, throughput is mostly
-CPU-bound, so the hexz plugin's extra CPU per byte (pread of the payload, CRC-32 of every
-stored block, LZ4/Zstd decoding, one copy into nbdkit's buffer, Python bookkeeping) is what
-separates it from the C file plugin, which only does pread.
+Reading the figures. "nbdkit CPU s/GiB" is the user+system CPU the nbdkit process used per
+GiB served (from /proc, median and range over the runs): on this 2-core machine, shared
+with other work, the wall-clock ratio moves with the anchor's own speed from day to day,
+while CPU per GiB is steady. The extra CPU per byte over the C file plugin (CRC-32 of every
+stored block, LZ4/Zstd decoding, a copy into nbdkit's buffer, Python bookkeeping, thread
+hand-offs) is what separates the two; "hexz plugin: where the CPU goes" below breaks it
+down with perf.
 
-Thread model (measured above, serialize vs parallel, readahead on vs off): the plugin
-uses SERIALIZE_ALL_REQUESTS. With 64 KiB-1 MiB blocks the codec, CRC-32 and memory copies
-release the GIL (os.pread, ctypes calls, zlib.crc32, lz4.block and zstandard all do), so
-one readahead worker decompresses the next blocks of each sequential reader while nbdkit sends the
-current reply; serialized requests plus that worker came out ahead of PARALLEL (whose 16
-request threads contend for the GIL and the cache) in repeated alternating runs, and
-ahead of serialized without readahead. With 1-8 KiB blocks the work is GIL-bound Python,
-a second thread only adds contention (the "threads=parallel" row), so the reader starts
-no readahead worker when the stream's average block is under 64 KiB. Small blocks take a
-bulk path: columnar index pages, adjacent payloads read with one pread, CRC-checked,
-decoded and copied straight into nbdkit's buffer without touching the cache (about 2 us
-per block); zero runs are skipped through extents (all-zero payloads are recognised once
-per payload offset).
+Decoding (hxz/native.py): CRC-32 by libdeflate, LZ4 by liblz4 and Zstd by libzstd
+(ZSTD_decompress_usingDDict with pooled contexts, dictionaries included), called through
+ctypes, which releases the GIL for each call. Blocks a request only partly covers, large
+ones and deduplicated ones go through the block cache: their payloads are read with one
+preadv into a pooled buffer and decoded into a new block. Runs of small private blocks
+(under 64 KiB) that a request covers whole skip the cache: the runs are found by one
+regular-expression scan of per-page flags, and each block is CRC-checked and decoded
+straight into nbdkit's buffer (two native calls and no Python object per block).
 
-Native helpers (hxz/native.py): nbdcopy sends 256 KiB reads on 2 connections, so with
-64 KiB-1 MiB blocks nearly every block goes through the block cache. For LZ4 blocks loaded
-into the cache the reader calls liblz4 (LZ4_decompress_safe) and libdeflate's CRC-32
-through ctypes, reading payloads into a pooled buffer and decoding into an uninitialised
-bytearray: python-lz4 decodes into a private buffer and copies it into a new bytes object,
-bytearray(n) zero-fills, and zlib's CRC-32 is ~4x slower than libdeflate's. On the LZ4 row
-this took the plugin from ~950 MB/s and 1.42 nbdkit CPU-s per GiB to ~1300 MB/s and 0.98,
-and the in-process reader (256 KiB reads) from 0.78 s to ~0.43 s per GiB. When either
-library is missing the reader falls back to python-lz4 and zlib; reads spanning under
-32 KiB keep that path anyway (the fixed cost of the ctypes calls outweighs the copy saved).
-Readahead jobs of 2 MiB beat 256-512 KiB ones (fewer batches and GIL hand-offs); larger
-windows or jobs measured the same. What is left per GiB is mostly copies (payload pread,
-cache to nbdkit's buffer, the socket) and thread hand-offs between nbdkit's request
-threads, the GIL and the readahead worker.
+Both cores. The plugin uses SERIALIZE_ALL_REQUESTS plus one readahead worker for streams
+with a large average block: the worker decodes the next 2 MiB jobs of each sequential
+reader while the request thread copies and nbdkit sends. Measured alternatives, in
+alternating runs: a second worker (a decoder pool of 2) used ~10 % more CPU for the same
+or lower throughput, because every native call hands the GIL over between the threads;
+PARALLEL (the thread-model rows) loses more to GIL contention; CRC-32 held under the GIL
+changed nothing measurable. With 1-8 KiB blocks the work is GIL-bound Python and no
+worker is started.
+
+Per-request cost that the plugin cannot remove: nbdkit's Python plugin gives each request
+a new Python thread state (created and destroyed around the callback, with a 16 KiB frame
+stack mmap'ed and unmapped each time; seen with strace -k), and nbdkit allocates a fresh
+request buffer, so the first write into it page-faults. Keeping the thread state alive
+across requests (an extra PyGILState_Ensure) saved ~6 % CPU on the small-block image, too
+little for a hack that leaks a thread state per worker thread.
+
+Random reads. A 4 KiB read must read, CRC-check and decode the whole block that holds it
+(the block is the unit of the CRC and of compression). The floor table times exactly
+that with the plugin's own native calls in process, for the same offsets: on the
+large-block image the block read averages ~380 KiB (a random offset falls into large
+blocks more often). Added to the C plugin's own per-read cost, that floor is ~0.24x the C
+plugin for LZ4 and ~0.13x for Zstd: 0.3x is out of reach for this format with 64 KiB-1 MiB
+blocks, whatever the reader. Decoding only up to the requested bytes (LZ4 partial decode)
+would still pay the read and the CRC of the whole payload (~0.29x at best), and was not
+done.
 
 How it compares with hexz's own reader: hexz's Python API can only read directory
 archives, so those rows use a directory archive holding the same image (hexz chunks
