@@ -41,10 +41,19 @@ from nbdsuite.sizes import parse_size  # noqa: E402
 SECTION = "## hexz plugin"
 MiB = 1 << 20
 GiB = 1 << 30
+# The image set every hexz benchmark shares (bench_hexz_ab.py and perf_hexz.py reuse it as
+# long as the sizes match, so they must ask for the same ones).
+DEFAULT_SIZES = {"size": "1G", "small_size": "256M", "sparse_size": "2G"}
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def prepare_default(work: Path) -> dict[str, Path]:
+    """The default image set (the one bench_hexz.py measures without size options)."""
+    return prepare(work, *(parse_size(DEFAULT_SIZES[k], k) for k in
+                           ("size", "small_size", "sparse_size")))
 
 
 def prepare(work: Path, size: int, small: int, sparse: int) -> dict[str, Path]:
@@ -384,9 +393,12 @@ block status, so it cannot skip zero runs, and it pads reads past the end."""
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default=str(REPO / "bench" / "work"))
-    ap.add_argument("--size", default="1G", help="large-block image size (default 1G)")
-    ap.add_argument("--small-size", default="256M", help="small-block image size")
-    ap.add_argument("--sparse-size", default="2G", help="sparse image size")
+    ap.add_argument("--size", default=DEFAULT_SIZES["size"],
+                    help="large-block image size (default 1G)")
+    ap.add_argument("--small-size", default=DEFAULT_SIZES["small_size"],
+                    help="small-block image size")
+    ap.add_argument("--sparse-size", default=DEFAULT_SIZES["sparse_size"],
+                    help="sparse image size")
     ap.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
     ap.add_argument("--rand-reads", type=int, default=2000, help="4 KiB reads per random run")
     ap.add_argument("--quick", action="store_true",

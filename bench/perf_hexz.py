@@ -99,7 +99,7 @@ def profile(work: Path, name: str, argv: list[str], runs: int) -> tuple[dict[str
 
 def run(args: argparse.Namespace) -> str:
     work = Path(args.workdir).resolve()
-    paths = bench_hexz.prepare(work, 1 << 30, 256 << 20, 1 << 20)
+    paths = bench_hexz.prepare_default(work)
     cases = [("C file plugin, raw large image", ["file", f"file={paths['large.img']}"]),
              ("hexz LZ4, large blocks", bench_hexz.hexz_args(paths["large.lz4.hxz"])),
              ("hexz Zstd, large blocks", bench_hexz.hexz_args(paths["large.zstd.hxz"])),
