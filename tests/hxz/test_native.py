@@ -46,18 +46,28 @@ def test_large_blocks_read_identically_with_and_without_native(tmp_path, monkeyp
             assert s.read(off, n) == whole[off:off + n]
 
 
-def test_native_path_reports_malformed_lz4_as_block_error(tmp_path):
+def _break_lz4(raw: bytearray, off: int, length: int) -> None:
+    raw[off + 4] = 0xFF                 # the first LZ4 token, behind a valid size prefix
+
+
+def _break_zstd(raw: bytearray, off: int, length: int) -> None:
+    raw[off + length - 2] ^= 0x55       # inside the last block of the frame
+
+
+@pytest.mark.parametrize("compression, damage", [("lz4", _break_lz4), ("zstd", _break_zstd)])
+def test_native_path_reports_a_malformed_payload_as_block_error(tmp_path, compression,
+                                                                 damage):
     blocks = [b"x" * 80000, os.urandom(80000)]
-    built = B.build([B.data(b) for b in blocks])
+    built = B.build([B.data(b) for b in blocks], compression=compression)
     r = built.records["primary"][0]
-    # Break the first LZ4 token behind a valid prefix and a matching CRC: only the decoder
-    # can notice.
-    built.raw[r["offset"] + 4] = 0xFF
+    # Damage the payload behind a matching CRC: only the decoder can notice.
+    damage(built.raw, r["offset"], r["length"])
     crc = zlib.crc32(bytes(built.raw[r["offset"]:r["offset"] + r["length"]]))
     page_off = built.pages["primary"][0][0]
     struct.pack_into("<I", built.raw, page_off + 8 + 16, crc)
     with hxz.open_archive(B.write(tmp_path / "m.hxz", built)) as a:
-        with pytest.raises(hxz.BlockError, match="LZ4") as e:
+        with pytest.raises(hxz.BlockError, match={"lz4": "LZ4", "zstd": "Zstd"}[compression]) \
+                as e:
             a.stream().read(10, 10)
         assert "logical offset 0" in str(e.value)
         assert a.stream().read(80000, 10) == blocks[1][:10]
@@ -134,22 +144,6 @@ def test_zstd_archives_read_identically_with_and_without_native(tmp_path, monkey
         s = a.stream()
         for off, n in ((0, len(whole)), (5, 100000), (89990, 30), (len(whole) - 7, 7)):
             assert s.read(off, n) == whole[off:off + n]
-
-
-def test_native_zstd_path_reports_a_damaged_frame_as_block_error(tmp_path):
-    blocks = [b"y" * 80000, os.urandom(80000)]
-    built = B.build([B.data(b) for b in blocks], compression="zstd")
-    r = built.records["primary"][0]
-    # Damage the frame behind a matching CRC: only the decoder can notice.
-    built.raw[r["offset"] + r["length"] - 2] ^= 0x55
-    crc = zlib.crc32(bytes(built.raw[r["offset"]:r["offset"] + r["length"]]))
-    page_off = built.pages["primary"][0][0]
-    struct.pack_into("<I", built.raw, page_off + 8 + 16, crc)
-    with hxz.open_archive(B.write(tmp_path / "m.hxz", built)) as a:
-        with pytest.raises(hxz.BlockError, match="Zstd") as e:
-            a.stream().read(10, 10)
-        assert "logical offset 0" in str(e.value)
-        assert a.stream().read(80000, 10) == blocks[1][:10]
 
 
 def _small_blocks(seed: int) -> list[bytes]:

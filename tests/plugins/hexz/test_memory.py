@@ -4,12 +4,11 @@ window), however much is read and by however many connections."""
 from __future__ import annotations
 
 import os
-import random
-import threading
 
 import hexz
 import pytest
 
+from tests.support import load
 from tests.support.archives import inputs as gen
 from tests.support.nbd import Server
 
@@ -47,26 +46,7 @@ def test_rss_bounded_by_cache_while_reading_everything(big_archive, tmp_path, pa
         with srv.client() as c:                  # imports, first page, pools warmed up
             assert c.pread(MiB, 0) == data[:MiB]
         base = _rss(srv.pid)
-        errors: list[str] = []
-
-        def worker(seed: int) -> None:
-            rnd = random.Random(seed)
-            try:
-                with srv.client() as c:
-                    for _ in range(60):
-                        off = rnd.randrange(len(data) - 4 * MiB)
-                        n = rnd.choice([4096, 256 << 10, MiB])
-                        if c.pread(n, off) != data[off:off + n]:
-                            errors.append(f"pread({n}, {off}) differs")
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(repr(e))
-
-        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-            assert not t.is_alive(), "a client thread hung"
+        errors = load.random_reads(srv.client, data, reads=60, sizes=(4096, 256 << 10, MiB))
         assert not errors, errors[:5]
         # Read several times the cache's size in all: growth must stay within the cache
         # plus the fixed pools (4 read buffers of <= 4 MiB, <= 8 Zstd contexts, nbdkit's

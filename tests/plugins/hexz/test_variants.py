@@ -5,8 +5,6 @@ read back as the original inputs, in process and through nbdkit."""
 
 from __future__ import annotations
 
-import random
-import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ import nbd
 import pytest
 
 import hxz
+from tests.support import load
 from tests.support.archives import checks, corrupt, rewrite, spec
 from tests.support.archives import inputs as gen
 from tests.support.nbd import run_tool
@@ -161,25 +160,6 @@ def test_decoders_shared_by_many_connections(variants, pool, name, params):
     each get exactly the input's bytes."""
     v = variants[name]
     srv = pool.get(v.path, *params)
-    size = len(v.primary)
-    errors: list[str] = []
-
-    def worker(seed: int) -> None:
-        rnd = random.Random(seed)
-        try:
-            with srv.client() as c:
-                for _ in range(50):
-                    off = rnd.randrange(size)
-                    ln = min(size - off, rnd.choice([1, 4096, 60000, 300000, 2 << 20]))
-                    if c.pread(ln, off) != v.primary[off:off + ln]:
-                        errors.append(f"pread({ln}, {off}) differs")
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-        assert not t.is_alive(), "a client thread hung"
+    errors = load.random_reads(srv.client, v.primary, clients=8, reads=50,
+                               sizes=(1, 4096, 60000, 300000, 2 << 20))
     assert not errors, errors[:5]
