@@ -96,6 +96,10 @@ class BlockStore:
         """The cached block of the payload at ``offset``, or None."""
         return self.cache.get((self._token, offset))
 
+    def known(self, offset: int) -> bool:
+        """True when the block of the payload at ``offset`` is cached or being decoded."""
+        return self.cache.known((self._token, offset))
+
     def where(self, page: Page, k: int) -> str:
         return (f"{self.source.name}: {page.stream.label} stream block at logical "
                 f"offset {page.starts[k]} (payload offset {page.offs[k]}, {page.lens[k]} "

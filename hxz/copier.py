@@ -1,13 +1,14 @@
 """Copying a stream range into a read buffer, record by record.
 
 Edge records a request consumes partly go through the block cache; records it consumes whole
-take the bulk path.  Small stored blocks that no other record of the page shares skip the
-cache: runs of them whose payloads follow each other in the file are read at once and
-decoded straight into the caller's buffer.  Per-block Python work is the budget for 1-8 KiB
-blocks, so the classification is done once per page (``Page.bulk_flags``) and a request
-finds its runs with one regular-expression scan instead of a test per record.  Every block
-still comes out of the block store's checks: anything unusual on the fast path goes to
-``BlockStore.check_and_decode``.
+take the bulk path.  Stored blocks that no other record of the page shares skip the cache:
+runs of them whose payloads follow each other in the file are read at once and decoded
+straight into the caller's buffer (a large one only when it is neither cached nor being
+decoded by another thread, such as the readahead worker).  Per-block Python work is the
+budget for 1-8 KiB blocks, so the classification is done once per page
+(``Page.bulk_flags``) and a request finds its runs with one regular-expression scan instead
+of a test per record.  Every block still comes out of the block store's checks: anything
+unusual on the fast path goes to ``BlockStore.check_and_decode``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ MAX_RUN = 8 << 20
 _CACHED = 0         # through the block cache (large, shared, zero, parent, empty)
 _RUN_START = 1      # small private stored block starting a run
 _RUN_NEXT = 2       # small private stored block whose payload follows the previous one's
-# A run of small blocks, or a stretch of cached ones.
-_SEGMENTS = re.compile(rb"[\x01\x02]\x02*|\x00+")
+_LARGE = 3          # large private stored block: decoded in place unless cached already
+# A run of small blocks, a stretch of large private ones, or a stretch of cached ones.
+_SEGMENTS = re.compile(rb"[\x01\x02]\x02*|\x03+|\x00+")
 
 
 def bulk_flags(page: Page) -> bytes:
@@ -45,11 +47,14 @@ def bulk_flags(page: Page) -> bytes:
         prev_end = -1
         for k in range(page.n):
             off = offs[k]
-            if 0 < llens[k] < TRANSIENT_MAX and lens[k] and off != PARENT_REF \
-                    and off not in reused:
+            if not lens[k] or off == PARENT_REF or off in reused or not llens[k]:
+                prev_end = -1
+            elif llens[k] < TRANSIENT_MAX:
                 out[k] = _RUN_NEXT if off == prev_end else _RUN_START
                 prev_end = off + lens[k]
             else:
+                # liblz4 takes int sizes: a block of 2 GiB or more stays on the cached path.
+                out[k] = _LARGE if llens[k] < 1 << 31 and lens[k] < 1 << 31 else _CACHED
                 prev_end = -1
         flags = page.bulk_flags = bytes(out)
     return flags
@@ -97,14 +102,38 @@ class Copier:
         daddr = None
         for m in _SEGMENTS.finditer(flags, i, j):
             a, b = m.span()
-            if flags[a] == _CACHED:
+            if flags[a] == _CACHED or (flags[a] == _LARGE and self._decode_at is None):
                 self._copy_cached(page, a, b, mv, base, end)
+            elif flags[a] == _LARGE:
+                if daddr is None:
+                    daddr = native.address(mv)
+                self._copy_large(page, a, b, mv, daddr, base, end)
             elif self._decode_at is not None:
                 if daddr is None:
                     daddr = native.address(mv)
                 self._run_native(page, a, b, mv, daddr, base)
             else:
                 self._run_python(page, a, b, mv, base)
+
+    def _copy_large(self, page: Page, i: int, j: int, mv: memoryview, daddr: int, base: int,
+                    end: int) -> None:
+        """Large private blocks i..j-1: the ones already cached or being decoded (by the
+        readahead worker, say) are copied from the cache; the others are decoded straight
+        into ``mv``, adjacent payloads with one read, and never enter the cache (no other
+        record of the page needs them, and a sequential reader does not come back)."""
+        offs, lens = page.offs, page.lens
+        known = self._store.known
+        a = i
+        while a < j:
+            if known(offs[a]):
+                self._copy_cached(page, a, a + 1, mv, base, end)
+                a += 1
+                continue
+            b = a + 1
+            while b < j and offs[b] == offs[b - 1] + lens[b - 1] and not known(offs[b]):
+                b += 1
+            self._run_native(page, a, b, mv, daddr, base)
+            a = b
 
     def _spans(self, page: Page, a: int, b: int) -> list[tuple[int, int]]:
         """Split run a..b-1 so that no read spans more than MAX_RUN bytes."""

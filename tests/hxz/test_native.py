@@ -210,3 +210,34 @@ def test_damaged_block_inside_a_small_block_run_names_the_record(
         # Its neighbours still read, whole or in part.
         assert s.read(0, start) == b"".join(blocks[:20])
         assert s.read(start + len(blocks[20]), 5000) == b"".join(blocks[21:])[:5000]
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_large_blocks_a_read_covers_are_decoded_in_place_not_cached(tmp_path, compression):
+    blocks = [os.urandom(70000), b"m" * 100000 + os.urandom(30000), os.urandom(90000),
+              b"q" * 80000]
+    built = B.build([B.data(b) for b in blocks], compression=compression)
+    whole = b"".join(blocks)
+    with hxz.open_archive(B.write(tmp_path / "l.hxz", built)) as a:
+        offs = [r["offset"] for r in built.records["primary"]]
+        assert a.stream().read(5, len(whole) - 10) == whole[5:-5]
+        # The edges were partly read and are cached; the two in between were decoded
+        # straight into the buffer.
+        assert [a.blocks.known(o) for o in offs] == [True, False, False, True]
+        # Once a block is cached, a covering read copies it from there (same bytes).
+        assert a.stream().read(69000, 3000) == whole[69000:72000]
+        assert a.blocks.known(offs[1])
+        assert a.stream().read(0, len(whole)) == whole
+
+
+@pytest.mark.parametrize("verify", ["crc", "hash"])
+def test_damaged_large_block_decoded_in_place_names_the_record(tmp_path, verify):
+    blocks = [os.urandom(70000)] + [b"%06d" % i * 20000 + os.urandom(1000) for i in range(3)]
+    built = B.build([B.data(b) for b in blocks])
+    _damage_payload(built, 2, codec_only=verify == "hash")
+    start = sum(len(b) for b in blocks[:2])
+    with hxz.open_archive(B.write(tmp_path / "d.hxz", built), verify=verify) as a:
+        with pytest.raises(hxz.BlockError) as e:
+            a.stream().read(10, sum(len(b) for b in blocks) - 20)
+        assert f"logical offset {start}" in str(e.value)
+        assert not a.blocks.known(built.records["primary"][2]["offset"])
