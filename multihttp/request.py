@@ -31,7 +31,7 @@ def _with_write_deadline(conn: Connection, hdrs: dict[str, str]) -> dict[str, st
     A server that honours ``Write-Deadline`` refuses the write (412, nothing written)
     once that time has passed, so a write this client gave up on cannot land later,
     after a newer write went to another replica.  ``conn.write_deadline`` stays set
-    until the reply arrives; failover.py waits it out (plus the clock skew) before
+    until the reply arrives; runner.py waits it out (plus the clock skew) before
     sending the write anywhere else.
     """
     conn.write_deadline = time.time() + conn.budget
