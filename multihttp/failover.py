@@ -10,7 +10,6 @@ attempt left unflushed writes on.
 
 from __future__ import annotations
 
-import base64
 import sys
 import threading
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from multihttp.params import Params
 from multihttp.pool import Pool, make_ssl_context
 from multihttp.probe import check_server, probe_all
 from multihttp.runner import AllServersFailed, Runner
-from multihttp.server import Endpoint, Server
+from multihttp.server import Endpoint, Server, basic_auth
 from multihttp.wire import Connection
 
 __all__ = ["AllServersFailed", "Attempt", "Client", "stderr_log"]
@@ -41,13 +40,7 @@ class Client:
     def __init__(self, p: Params, log: Callable[[str], None] = stderr_log) -> None:
         self.p = p
         self.log = log
-        self.auth: str | None = None
-        if p.user is not None:
-            token = base64.b64encode(f"{p.user}:{p.password or ''}".encode()).decode()
-            self.auth = f"Basic {token}"
-            if any(u.scheme == "http" for u in p.urls):
-                log("warning: HTTP Basic auth over plain http:// sends the password "
-                    "in clear text; prefer https://")
+        self.auth = basic_auth(p, p.urls, log)
         self.servers: list[Server] = []
         self.size: int | None = None
         self.features: frozenset[str] = frozenset()

@@ -31,7 +31,6 @@ carry the URL without userinfo and without its query (a presigned URL's signatur
 
 from __future__ import annotations
 
-import base64
 import os
 import sys
 import threading
@@ -44,7 +43,7 @@ from multihttp.errors import FinalError, ServerFault
 from multihttp.params import ParamError, Params, parse_url
 from multihttp.pool import Pool, make_ssl_context
 from multihttp.runner import AllServersFailed, Runner
-from multihttp.server import Endpoint, Server
+from multihttp.server import Endpoint, Server, basic_auth
 from multihttp.wire import Connection, Response
 from nbdsuite.httprange import parse_content_range
 
@@ -118,13 +117,7 @@ class HttpSource:
             parsed = [parse_url(u) for u in urls]
         except ParamError as e:
             raise FormatError(f"{self.name}: {str(e).replace('urls: ', '', 1)}") from None
-        self.auth: str | None = None
-        if p.user is not None:
-            token = base64.b64encode(f"{p.user}:{p.password or ''}".encode()).decode()
-            self.auth = f"Basic {token}"
-            if any(u.scheme == "http" for u in parsed):
-                log("warning: HTTP Basic auth over plain http:// sends the password in "
-                    "clear text; prefer https://")
+        self.auth = basic_auth(p, parsed, log)
         ctx = make_ssl_context(p) if any(u.scheme == "https" for u in parsed) else None
         self._mirrors = [_Mirror(i, Pool(u, p, ctx), Endpoint(u.path, self.auth, safe_url(u.url)))
                          for i, u in enumerate(parsed)]
