@@ -285,6 +285,6 @@ def worst_case_seconds(p: Params, servers: int | None = None) -> float:
     """
     n = len(p.urls) if servers is None else servers
     # A write that got no answer waits out its deadline plus the clock skew before the
-    # next attempt (failover.py): at most timeout + clock-skew more per attempt.
+    # next attempt (runner.py): at most timeout + clock-skew more per attempt.
     per_attempt = 4 * p.connect_timeout + 2 * p.timeout + p.clock_skew
     return n * ((p.retries + 1) * per_attempt + p.timeout + sum(backoff_delays(p)))
