@@ -163,6 +163,14 @@ def run(args: argparse.Namespace) -> str:
                     paths["large.lz4.hxz"], "threads=parallel")), ""),
                 "lz4 parallel, readahead off": (server("p-off", hexz_args(
                     paths["large.lz4.hxz"], "threads=parallel", "readahead=off")), ""),
+                # nbdkit's own readahead filter sends NBD_CMD_CACHE ahead of the reader
+                # (the plugin decodes those into its cache); in 1.32 it needs PARALLEL.
+                "lz4 parallel, nbdkit --filter=readahead instead of readahead=": (server(
+                    "filter-ra", hexz_args(paths["large.lz4.hxz"], "threads=parallel",
+                                           "readahead=off"), ["--filter=readahead"]), ""),
+                "lz4 serialize, --filter=readahead and readahead=on": (server(
+                    "filter-ra-s", hexz_args(paths["large.lz4.hxz"]),
+                    ["--filter=readahead"]), ""),
             }
         seq = measure_seq({**seq_servers, **tm}, args.runs)
         rand = measure_rand({"file": (f, ""), "hexz-lz4": (lz, ""), "hexz-zstd": (zs, "")},
