@@ -168,9 +168,6 @@ def run(args: argparse.Namespace) -> str:
                 "lz4 parallel, nbdkit --filter=readahead instead of readahead=": (server(
                     "filter-ra", hexz_args(paths["large.lz4.hxz"], "threads=parallel",
                                            "readahead=off"), ["--filter=readahead"]), ""),
-                "lz4 serialize, --filter=readahead and readahead=on": (server(
-                    "filter-ra-s", hexz_args(paths["large.lz4.hxz"]),
-                    ["--filter=readahead"]), ""),
             }
         seq = measure_seq({**seq_servers, **tm}, args.runs)
         rand = measure_rand({"file": (f, ""), "hexz-lz4": (lz, ""), "hexz-zstd": (zs, "")},
