@@ -380,9 +380,9 @@ that with the plugin's own native calls in process, for the same offsets: on the
 large-block image the block read averages ~380 KiB (a random offset falls into large
 blocks more often). Added to the C plugin's own per-read cost, that floor is about 0.25x
 the C plugin for LZ4 and about 0.14x for Zstd: 0.3x is out of reach for this format with
-64 KiB-1 MiB blocks, whatever the reader. Decoding only up to the requested bytes (LZ4 partial decode)
-would still pay the read and the CRC of the whole payload (~0.29x at best), and was not
-done.
+64 KiB-1 MiB blocks, whatever the reader. Decoding only up to the requested
+bytes (LZ4 partial decode) would still pay the read and the CRC of the whole payload:
+about 0.3x at best, with nothing left for Python, nbdkit or the cache, so it was not done.
 
 How it compares with hexz's own reader: hexz's Python API can only read directory
 archives, so those rows use a directory archive holding the same image (hexz chunks
