@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> str:
             tm = {
                 "lz4 serialize, readahead off": (server("s-off", hexz_args(
                     paths["large.lz4.hxz"], "readahead=off")), ""),
+                "lz4 serialize, readahead on, decoders=2": (server("s-dec2", hexz_args(
+                    paths["large.lz4.hxz"], "decoders=2")), ""),
                 "lz4 parallel, readahead on": (server("p-on", hexz_args(
                     paths["large.lz4.hxz"], "threads=parallel")), ""),
                 "lz4 parallel, readahead off": (server("p-off", hexz_args(

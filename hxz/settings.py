@@ -17,6 +17,10 @@ from .streamid import StreamId, stream_id
 
 REPEATABLE = {"parent-dir"}
 DEFAULT_READAHEAD = 8 << 20
+# Readahead decoder threads.  One is the default because two measured no faster on the
+# 2-core benchmark machine, where nbdcopy needs the other core (bench/RESULTS.md); with
+# more cores a larger pool may pay.
+MAX_DECODERS = 16
 
 
 @dataclass
@@ -28,6 +32,7 @@ class PluginSettings:
     parent_dirs: list[str] = field(default_factory=list)
     readahead: int = DEFAULT_READAHEAD
     threads: str = "serialize"
+    decoders: int = 1
     verify: str = "crc"
     given: set[str] = field(default_factory=set)
 
@@ -53,6 +58,8 @@ class PluginSettings:
             self.readahead = _readahead(value)
         elif key == "threads":
             self.threads = _choice(key, value, ("serialize", "parallel"))
+        elif key == "decoders":
+            self.decoders = _count(key, value, 1, MAX_DECODERS)
         elif key == "verify":
             self.verify = _choice(key, value, VERIFY_MODES)
         else:
@@ -80,6 +87,16 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{key}={value}: expected {' or '.join(allowed)}")
     return value
+
+
+def _count(key: str, value: str, lo: int, hi: int) -> int:
+    try:
+        n = int(value, 10)
+    except ValueError:
+        n = None
+    if n is None or not lo <= n <= hi:
+        raise ValueError(f"{key}={value}: expected a whole number from {lo} to {hi}")
+    return n
 
 
 def _readahead(value: str) -> int:

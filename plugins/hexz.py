@@ -4,8 +4,8 @@
 
   nbdkit hexz file=SNAPSHOT.hxz ...                  (installed: make install)
   nbdkit python plugins/hexz.py file=SNAPSHOT.hxz [stream=disk|memory] [cache=SIZE]
-         [parent-dir=DIR]... [readahead=on|off|SIZE] [threads=serialize|parallel]
-         [verify=crc|hash]
+         [parent-dir=DIR]... [readahead=on|off|SIZE] [decoders=N]
+         [threads=serialize|parallel] [verify=crc|hash]
   nbdkit python plugins/hexz.py url=URL[,URL...] [same parameters] [user=U]
          [password=P|-|+FILE|-FD] [cafile=F] [insecure=true] [timeout=S]
          [connect-timeout=S] [retries=N] [retry-delay=S] [connections=N]
@@ -82,7 +82,8 @@ def dump_plugin():
     from hxz import digest, native
     print(f"hexz_version={VERSION}")
     print(f"hexz_package={os.path.dirname(hxz.__file__)}")
-    local = ("file", "stream", "cache", "parent-dir", "readahead", "threads", "verify")
+    local = ("file", "stream", "cache", "parent-dir", "readahead", "decoders", "threads",
+             "verify")
     print(f"hexz_parameters={','.join(local + REMOTE_KEYS)}")
     print("hexz_codecs=lz4,zstd")
     libs = (["liblz4", "libdeflate"] if native.AVAILABLE else []) + \
@@ -122,7 +123,8 @@ def after_fork():
     # window/4 (2 MiB by default): measured faster than 256-512 KiB jobs (bench/RESULTS.md).
     window = settings.readahead_window
     if window > 0:
-        archive.stream(settings.stream).enable_readahead(window, max(window // 4, 64 << 10))
+        archive.stream(settings.stream).enable_readahead(window, max(window // 4, 64 << 10),
+                                                         threads=settings.decoders)
 
 
 def cleanup():

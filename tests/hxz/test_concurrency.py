@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 import threading
 
+import pytest
+
 import hxz
 from tests.support.archives import builder as B
 
 
-def test_threads_and_readahead_with_tiny_cache(tmp_path):
+@pytest.mark.parametrize("decoders", [1, 3])
+def test_threads_and_readahead_with_tiny_cache(tmp_path, decoders):
     r = random.Random(3)
     recs = []
     for i in range(120):
@@ -27,8 +30,9 @@ def test_threads_and_readahead_with_tiny_cache(tmp_path):
     # cache_size small enough that blocks and pages get evicted constantly
     with hxz.open_archive(path, cache_size=1 << 20) as a:
         s = a.stream()
-        s.enable_readahead(window=256 << 10, chunk=64 << 10, min_avg_block=0)
-        assert a.readahead is not None
+        s.enable_readahead(window=256 << 10, chunk=64 << 10, min_avg_block=0,
+                           threads=decoders)
+        assert a.readahead is not None and len(a.readahead._threads) == decoders
         errors = []
 
         def reader(seed):

@@ -20,7 +20,7 @@ def test_stream_words_and_the_error_listing_them():
 
 @pytest.mark.parametrize("key,value", [("file", "a.hxz"), ("stream", "disk"), ("cache", "1M"),
                                        ("verify", "crc"), ("readahead", "off"),
-                                       ("threads", "parallel")])
+                                       ("threads", "parallel"), ("decoders", "2")])
 def test_each_parameter_at_most_once(key, value):
     s = PluginSettings()
     s.set(key, value)
@@ -37,6 +37,17 @@ def test_parent_dir_repeats_and_values_are_parsed():
     assert s.readahead_window == 2 << 20          # a quarter of the cache at most
     with pytest.raises(ValueError, match="verify=md5: expected crc or hash"):
         PluginSettings().set("verify", "md5")
+
+
+def test_decoders_is_the_readahead_pool_size(tmp_path):
+    s = PluginSettings()
+    assert s.decoders == 1
+    s.set("decoders", "3")
+    assert s.decoders == 3
+    for bad in ("0", "17", "-1", "2.5", ""):
+        with pytest.raises(ValueError, match=f"^decoders={bad}: expected a whole number "
+                                             "from 1 to 16$"):
+            PluginSettings().set("decoders", bad)
 
 
 def test_open_refuses_a_missing_memory_stream(cat):

@@ -51,16 +51,18 @@ def test_bad_cache(cat, tmp_path, value):
     assert_one_clear_line(r, "cache")
 
 
-@pytest.mark.parametrize("param", ["threads=bogus", "readahead=lots"])
+@pytest.mark.parametrize("param", ["threads=bogus", "readahead=lots", "decoders=0",
+                                   "decoders=17", "decoders=two"])
 def test_bad_tuning_parameters(cat, tmp_path, param):
-    """The plugin's optional tuning knobs (threads=, readahead=) are validated too."""
+    """The plugin's optional tuning knobs (threads=, readahead=, decoders=) are validated
+    too."""
     r = try_start(tmp_path, cat["random"].path, param)
     assert_one_clear_line(r, param.split("=")[0])
 
 
 @pytest.mark.parametrize("params", [("threads=parallel", "readahead=off"),
                                     ("threads=serialize", "readahead=1M"),
-                                    ("readahead=on",)])
+                                    ("readahead=on", "decoders=4")])
 def test_tuning_parameters_serve_correctly(cat, tmp_path, params):
     from tests.support.nbd import Server
 

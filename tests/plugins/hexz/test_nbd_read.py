@@ -84,7 +84,8 @@ def test_empty_archive(cat, serve):
 
 
 @pytest.mark.parametrize("params", [(), ("threads=parallel",), ("readahead=off",),
-                                    ("threads=parallel", "cache=256k")])
+                                    ("threads=parallel", "cache=256k"),
+                                    ("decoders=3", "cache=1M")])
 @pytest.mark.parametrize("name", ["multipage", "thin_of_thin", "dir_zstd", "random_zstd",
                                   "thin_of_mixed"])
 def test_concurrent_connections(cat, serve, name, params):
