@@ -65,7 +65,6 @@ class S3Source:
         self._endpoint_url = endpoint_url
         self._region = region
         self._creds = (access_key, secret_key, session_token)
-        self._local = threading.local()
         self._client_lock = threading.Lock()
         self._clients: dict[int, object] = {}
         self._delays = backoff_delays(p)
