@@ -7,8 +7,11 @@ archives, libnbd and nbdcopy as clients.  Expected bytes are the packed inputs.
 from __future__ import annotations
 
 import errno
+import os
 import random
 import signal
+import subprocess
+import time
 
 import nbd
 import pytest
@@ -220,6 +223,67 @@ def test_failover_sigkill_one_mirror_mid_copy(cat, tmp_path):
         assert srv.stop() == 0
         b.stop()
         a.kill()
+
+
+def _kill_nginx(ng) -> None:
+    """SIGKILL an nginx: the master first (or it would respawn its worker), then the worker,
+    which stops answering mid-reply."""
+    master = ng.proc.pid
+    workers = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == master:
+                workers.append(int(d))
+    assert workers, "nginx has no worker"
+    os.kill(master, signal.SIGKILL)
+    for w in workers:
+        os.kill(w, signal.SIGKILL)
+    ng.proc.wait(10)
+
+
+def test_nbdcopy_survives_sigkill_of_the_active_mirror(tmp_path, nginx):
+    """Two nginx mirrors of one archive; nbdcopy through url=A,B; A is SIGKILLed once the
+    copy has fetched payloads from it (its access log says so) and while nbdcopy runs.
+    The copy completes byte-exact, the rest fetched from B.  The delay filter only slows
+    the copy so that the kill lands in its middle."""
+    import hexz
+
+    data = gen.random_bytes(12 << 20, 71) + gen.text(20 << 20, 72)
+    (tmp_path / "in.img").write_bytes(data)
+    www = tmp_path / "www"
+    www.mkdir()
+    hexz.pack(str(tmp_path / "in.img"), str(www / "img.hxz"), compression="lz4")
+    header_end = 4096
+    a, b = nginx(www, "a"), nginx(www, "b")
+    srv = Server(tmp_path / "srv", None, f"url={a.url}img.hxz,{b.url}img.hxz", "retries=1",
+                 "retry-delay=0.05", "timeout=5", "delay-read=30ms", extra=["--filter=delay"])
+    out = tmp_path / "copy.img"
+    copy = subprocess.Popen(["nbdcopy", "--connections=1", "--requests=4", srv.uri, str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(lo >= header_end for lo, _ in _requested(a, 0, "img.hxz")):
+            assert copy.poll() is None, "nbdcopy ended before A served a payload"
+            assert time.monotonic() < deadline, "no payload fetched from A within 30 s"
+            time.sleep(0.01)
+        assert copy.poll() is None, "nbdcopy ended before A could be killed"
+        _kill_nginx(a)
+        assert copy.poll() is None, "nbdcopy ended before A was killed: too fast a copy"
+        _, err = copy.communicate(timeout=120)
+        assert copy.returncode == 0, err
+        assert out.read_bytes() == data
+        assert any(lo >= header_end for lo, _ in _requested(b, 0, "img.hxz"))
+        assert "failed over to" in srv.log_text()
+    finally:
+        if copy.poll() is None:
+            copy.kill()
+            copy.wait(10)
+        assert srv.stop() == 0, srv.log_text()
 
 
 def test_replaced_file_gives_eio_never_mixed_bytes(cat, nginx, tmp_path):
