@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import sys
 import threading
 import time
@@ -53,6 +54,7 @@ __all__ = ["HttpSource", "NotFound", "ObjectChanged"]
 # The first request of a mirror asks for this many bytes: the archive header, which a
 # mirror with a different ETag must match byte for byte.
 PROBE_BYTES = 4096
+_S3_CODE = re.compile(rb"<Code>([A-Za-z]{1,64})</Code>")
 _RETRYABLE = (ServerFault, OSError)
 
 
@@ -181,7 +183,8 @@ class HttpSource:
                 finally:
                     m.pool.discard(conn)
             except FinalError as e:
-                raise FormatError(f"{self.name}: {e}") from None
+                raise FormatError(str(e) if str(e).startswith(m.label) else
+                                  f"{self.name}: {e}") from None
             except (ServerFault, OSError) as e:
                 msg = str(e) if isinstance(e, ServerFault) else f"{m.label}: {describe(e)}"
                 if " HTTP 404" in msg or " HTTP 410" in msg:
@@ -217,7 +220,16 @@ class HttpSource:
             raise ServerFault(f"{m.label}: answered 200 to a Range request (no range "
                               "support)")
         if resp.status != 206:
-            raise status_error(resp.status, resp.reason, write=False, server=m.label)
+            err = status_error(resp.status, resp.reason, write=False, server=m.label)
+            if resp.status == 403:
+                # An S3-style refusal says why (SignatureDoesNotMatch, an expired URL...).
+                try:
+                    code = _S3_CODE.search(conn.read_small(resp, 16384))
+                except (ServerFault, OSError):
+                    code = None
+                if code:
+                    err.args = (f"{err} ({code.group(1).decode(errors='replace')})",)
+            raise err
         try:
             got = parse_content_range(resp.headers.get("content-range", ""))
         except ValueError as e:

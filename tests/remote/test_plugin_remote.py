@@ -17,7 +17,14 @@ import nbd
 import pytest
 
 from nbdsuite.launch import DiskServerProcess
-from tests.remote.support import BUCKET, REPO, nginx_bytes, replace_file, served_copy
+from tests.remote.support import (
+    BUCKET,
+    REPO,
+    nginx_bytes,
+    replace_file,
+    served_copy,
+    start_gateway,
+)
 from tests.support.archives import catalog, checks, corrupt, spec
 from tests.support.archives import inputs as gen
 from tests.support.nbd import Server, assert_one_clear_line, list_exports, run_tool, try_start
@@ -376,22 +383,50 @@ def test_s3_wrong_credentials_one_line_at_start(moto, tmp_path):
     assert "wrong-secret" not in err
 
 
-def test_presigned_url(cat, tmp_path_factory, tmp_path):
-    from tests.remote.support import start_moto
-    m = start_moto(tmp_path_factory.mktemp("moto-presign"), enforce_auth=False)
+def test_presigned_url_checked_by_a_strict_server(cat, tmp_path):
+    """A presigned URL of the suite's S3 gateway, which checks the SigV4 signature of every
+    request's query string and refuses unsigned requests.  The key has a space and a "+",
+    so a client that re-encodes the path or the query breaks the signature.  The archive is
+    named ``*.hexz``: the gateway then serves its bytes as one object (``*.hxz`` files are
+    served decompressed)."""
+    fx = cat["dir"]
+    root = tmp_path / "bucket"
+    key = "published/dir snapshot+1.hexz"
+    served_copy(fx.path, root / "published", key.split("/")[1])
+    gw = start_gateway(root, tmp_path / "gw")
     try:
-        fx = cat["dir"]
-        m.client().upload_file(str(fx.path), BUCKET, "p/dir.hxz")
-        url = m.client().generate_presigned_url(
-            "get_object", Params={"Bucket": BUCKET, "Key": "p/dir.hxz"}, ExpiresIn=600)
+        url = gw.presign(key)
+        assert "X-Amz-Signature=" in url and "%2B1.hexz" in url
         srv = serve(tmp_path, "srv", f"url={url}")
         try:
             assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+            path, data = next(iter(fx.members.items()))
+            with srv.client(export=path) as c:
+                assert c.pread(len(data), 0) == data
             assert "X-Amz-Signature" not in srv.log_text()
         finally:
-            assert srv.stop() == 0
+            assert srv.stop() == 0, srv.log_text()
+        sig = url.rsplit("X-Amz-Signature=", 1)[1][:64]
+        bad = {
+            "unsigned": url.split("?", 1)[0],
+            "tampered signature": url.replace(sig, sig[:-1] + ("0" if sig[-1] != "0" else "1")),
+            "altered query": url.replace("X-Amz-Expires=600", "X-Amz-Expires=601"),
+            "another key": url.replace("%2B1.hexz", "%2B2.hexz"),
+        }
+        for what, u in bad.items():
+            assert u != url, what
+            r = try_start(tmp_path, None, f"url={u}")
+            why = "AccessDenied" if what == "unsigned" else "SignatureDoesNotMatch"
+            err = assert_one_clear_line(r, "403", why, "dir%20snapshot")
+            assert sig not in err and gw.secret_key not in err, what
     finally:
-        m.stop()
+        gw.server.stop()
+    # Every request was checked: all good ones carried the signature, and each bad URL was
+    # refused by the verifier for the reason expected.
+    log = gw.server.log.read_text()
+    served = [ln for ln in log.splitlines() if '" 206 ' in ln]
+    assert served and all("X-Amz-Signature=***" in ln for ln in served)
+    assert log.count("does not match the signature you provided") == 3
 
 
 def test_refusals_at_start_are_one_line(cat, cat_nginx, tmp_path):
