@@ -5,7 +5,7 @@
 DEB_PACKAGES := nbdkit nbdkit-plugin-python libnbd-bin python3-libnbd qemu-utils \
 	nbd-client python3-zstandard python3-lz4 python3-requests python3-venv \
 	python3-pip e2fsprogs curl nginx-light openssl util-linux \
-	liblz4-1 libdeflate0 strace python3-prometheus-client python3-docutils \
+	liblz4-1 libdeflate0 libzstd1 strace python3-prometheus-client python3-docutils \
 	man-db systemd awscli python3-botocore python3-boto3 python3-matplotlib rclone
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -58,7 +58,10 @@ test: venv moto-venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# perf (linux-perf) is only needed by bench/perf_hexz.py.
 bench: venv
+	@dpkg-query -W -f='$${Status}\n' linux-perf 2>/dev/null | grep -q "install ok installed" \
+	  || $(MAKE) deps DEB_PACKAGES=linux-perf
 	$(PY) bench/run_all.py
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: packages and console scripts (pip, for

@@ -40,10 +40,20 @@ from nbdsuite.sizes import parse_size  # noqa: E402
 
 SECTION = "## hexz plugin"
 MiB = 1 << 20
+GiB = 1 << 30
+# The image set every hexz benchmark shares (bench_hexz_ab.py and perf_hexz.py reuse it as
+# long as the sizes match, so they must ask for the same ones).
+DEFAULT_SIZES = {"size": "1G", "small_size": "256M", "sparse_size": "2G"}
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def prepare_default(work: Path) -> dict[str, Path]:
+    """The default image set (the one bench_hexz.py measures without size options)."""
+    return prepare(work, *(parse_size(DEFAULT_SIZES[k], k) for k in
+                           ("size", "small_size", "sparse_size")))
 
 
 def prepare(work: Path, size: int, small: int, sparse: int) -> dict[str, Path]:
@@ -153,6 +163,11 @@ def run(args: argparse.Namespace) -> str:
                     paths["large.lz4.hxz"], "threads=parallel")), ""),
                 "lz4 parallel, readahead off": (server("p-off", hexz_args(
                     paths["large.lz4.hxz"], "threads=parallel", "readahead=off")), ""),
+                # nbdkit's own readahead filter sends NBD_CMD_CACHE ahead of the reader
+                # (the plugin decodes those into its cache); in 1.32 it needs PARALLEL.
+                "lz4 parallel, nbdkit --filter=readahead instead of readahead=": (server(
+                    "filter-ra", hexz_args(paths["large.lz4.hxz"], "threads=parallel",
+                                           "readahead=off"), ["--filter=readahead"]), ""),
             }
         seq = measure_seq({**seq_servers, **tm}, args.runs)
         rand = measure_rand({"file": (f, ""), "hexz-lz4": (lz, ""), "hexz-zstd": (zs, "")},
@@ -169,37 +184,35 @@ def run(args: argparse.Namespace) -> str:
             f"Regime (a) large blocks: {size / MiB:.0f} MiB random+text image "
             f"(hexz cdc {cdc(paths['large.lz4.hxz'])}).",
             "",
-            "| source | seq MB/s | seq vs file | nbdkit CPU s/run | 4K QD1 IOPS | "
-            "IOPS vs file |",
-            "|---|---|---|---|---|---|",
-            f"| C file plugin, raw image | {mbps['file']:.0f} | 1.00 | {cpu('file')} | "
-            f"{fr:.0f} | 1.00 |",
+            HEAD, RULE,
+            f"| C file plugin, raw image | {seqcell(seq['file'], size)} | 1.00 | "
+            f"{cpu('file', size)} | {randcell(rand['file'])} | 1.00 |",
         ]
         for k, label in (("hexz-lz4", "hexz plugin, LZ4"), ("hexz-zstd", "hexz plugin, Zstd")):
-            ri = med(rand[k])
-            lines.append(f"| {label} | {mbps[k]:.0f} | {fs / med(seq[k]):.2f} | {cpu(k)} | "
-                         f"{ri:.0f} | {ri / fr:.2f} |")
+            lines.append(f"| {label} | {seqcell(seq[k], size)} | {fs / med(seq[k]):.2f} | "
+                         f"{cpu(k, size)} | {randcell(rand[k])} | {med(rand[k]) / fr:.2f} |")
         k = "hexz-lz4 verify=hash"
         lines.append(f"| hexz plugin, LZ4, verify=hash (BLAKE3 of every block) | "
-                     f"{mbps[k]:.0f} | {fs / med(seq[k]):.2f} | {cpu(k)} | | |")
+                     f"{seqcell(seq[k], size)} | {fs / med(seq[k]):.2f} | {cpu(k, size)} | | |")
         lines.append(f"| hexz plugin, LZ4 directory archive (member export) | "
-                     f"{mbps['hexz-dir-lz4']:.0f} | {fs / med(seq['hexz-dir-lz4']):.2f} | "
-                     f"{cpu('hexz-dir-lz4')} | | |")
+                     f"{seqcell(seq['hexz-dir-lz4'], size)} | "
+                     f"{fs / med(seq['hexz-dir-lz4']):.2f} | {cpu('hexz-dir-lz4', size)} | | |")
         lines.append(f"| hexz's Rust reader (hexz.Archive.open().read(4 MiB)), same directory "
                      f"archive, in process | {size / med(rust) / 1e6:.0f} | "
                      f"{fs / med(rust):.2f} | | | |")
         lines.append(f"| hxz pure-Python reader, same directory archive, in process (no NBD) "
                      f"| {size / med(inproc) / 1e6:.0f} | {fs / med(inproc):.2f} | | | |")
+        lines += floor_lines(paths, size, fr, args.rand_reads)
         if tm:
             lines += ["", "Thread model / readahead, LZ4 large blocks, sequential nbdcopy:", "",
-                      "| configuration | seq MB/s | vs file | nbdkit CPU s/run | runs (s) |",
+                      "| configuration | seq MB/s | vs file | nbdkit CPU s/GiB | runs (s) |",
                       "|---|---|---|---|---|",
                       f"| serialize, readahead on (default) | {mbps['hexz-lz4']:.0f} | "
-                      f"{fs / med(seq['hexz-lz4']):.2f} | {cpu('hexz-lz4')} | "
+                      f"{fs / med(seq['hexz-lz4']):.2f} | {cpu('hexz-lz4', size)} | "
                       f"{fmt(seq['hexz-lz4'])} |"]
             for k in tm:
-                lines.append(f"| {k} | {mbps[k]:.0f} | {fs / med(seq[k]):.2f} | {cpu(k)} | "
-                             f"{fmt(seq[k])} |")
+                lines.append(f"| {k} | {mbps[k]:.0f} | {fs / med(seq[k]):.2f} | "
+                             f"{cpu(k, size)} | {fmt(seq[k])} |")
         for s in list(started):
             s.stop()
             started.remove(s)
@@ -225,19 +238,17 @@ def run(args: argparse.Namespace) -> str:
         lines += ["", f"Regime (b) small blocks: {size / MiB:.0f} MiB of zero runs and "
                   f"repetitive text (hexz cdc {cdc(paths['small.lz4.hxz'])}, "
                   f"{blocks(paths['small.lz4.hxz'])} blocks).", "",
-                  "| source | seq MB/s | seq vs file | nbdkit CPU s/run | 4K QD1 IOPS | "
-                  "IOPS vs file |",
-                  "|---|---|---|---|---|---|",
-                  f"| C file plugin, raw image | {size / fs / 1e6:.0f} | 1.00 | {cpu('file')} | "
-                  f"{fr:.0f} | 1.00 |"]
+                  HEAD, RULE,
+                  f"| C file plugin, raw image | {seqcell(seq['file'], size)} | 1.00 | "
+                  f"{cpu('file', size)} | {randcell(rand['file'])} | 1.00 |"]
         for k, label in (("hexz-lz4", "hexz plugin, LZ4"), ("hexz-zstd", "hexz plugin, Zstd"),
                          ("lz4 verify=hash", "hexz plugin, LZ4, verify=hash"),
                          ("lz4 parallel", "hexz plugin, LZ4, threads=parallel")):
             if k not in seq:
                 continue
-            ri = f"{med(rand[k]):.0f} | {med(rand[k]) / fr:.2f}" if k in rand else " | "
-            lines.append(f"| {label} | {size / med(seq[k]) / 1e6:.0f} | "
-                         f"{fs / med(seq[k]):.2f} | {cpu(k)} | {ri} |")
+            ri = f"{randcell(rand[k])} | {med(rand[k]) / fr:.2f}" if k in rand else " | "
+            lines.append(f"| {label} | {seqcell(seq[k], size)} | "
+                         f"{fs / med(seq[k]):.2f} | {cpu(k, size)} | {ri} |")
         for s in list(started):
             s.stop()
             started.remove(s)
@@ -262,9 +273,44 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def cpu(name: str) -> str:
-    xs = CPU.get(name)
-    return f"{med(xs):.2f}" if xs else ""
+HEAD = ("| source | seq MB/s median (min-max) | seq vs file | nbdkit CPU s/GiB median "
+        "(min-max) | 4K QD1 IOPS median (min-max) | IOPS vs file |")
+RULE = "|---|---|---|---|---|---|"
+
+
+def cpu(name: str, size: int) -> str:
+    """The nbdkit process's CPU-seconds per GiB served: median (min-max) over the runs."""
+    xs = [x * GiB / size for x in CPU.get(name, [])]
+    return f"{med(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})" if xs else ""
+
+
+def seqcell(xs: list[float], size: int) -> str:
+    return f"{size / med(xs) / 1e6:.0f} ({size / max(xs) / 1e6:.0f}-{size / min(xs) / 1e6:.0f})"
+
+
+def randcell(xs: list[float]) -> str:
+    return f"{med(xs):.0f} ({min(xs):.0f}-{max(xs):.0f})"
+
+
+def floor_lines(paths: dict[str, Path], size: int, file_iops: float, count: int) -> list[str]:
+    """The random-read floor: per read, the pread, CRC-32 and whole-block decode that the
+    format makes unavoidable, timed with the plugin's own native calls in process, added
+    to what the C file plugin needs per read (client loop, NBD, nbdkit)."""
+    out = ["", "4 KiB random reads against their floor (same offsets as the IOPS column; "
+           "the block holding each offset is read, CRC-checked and decoded whole, as the "
+           "format requires):", "",
+           "| archive | KiB of the block read (mean) | pread us | CRC-32 us | decode us "
+           "| floor us/read | C file plugin us/read | floor IOPS | floor vs file |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    offsets = hm.random_offsets(size, count)
+    base = 1e6 / file_iops
+    for name in ("large.lz4.hxz", "large.zstd.hxz"):
+        f = hm.random_read_floor_us(paths[name], offsets)
+        total = f["pread"] + f["crc"] + f["decode"]
+        out.append(f"| {name} | {f['block KiB']:.0f} | {f['pread']:.0f} | {f['crc']:.0f} | "
+                   f"{f['decode']:.0f} | {total:.0f} | {base:.0f} | "
+                   f"{1e6 / (base + total):.0f} | {base / (base + total):.2f} |")
+    return out
 
 
 def fmt(xs: list[float]) -> str:
@@ -295,40 +341,48 @@ def write_results(body: str, command: str) -> None:
 
 
 EXPLANATION = """\
-Reading the figures. "nbdkit CPU s/run" is the user+system CPU the nbdkit process used
-per nbdcopy run: on this 2-core machine, shared with other work, throughput is mostly
-CPU-bound, so the hexz plugin's extra CPU per byte (pread of the payload, CRC-32 of every
-stored block, LZ4/Zstd decoding, one copy into nbdkit's buffer, Python bookkeeping) is what
-separates it from the C file plugin, which only does pread.
+Reading the figures. "nbdkit CPU s/GiB" is the user+system CPU the nbdkit process used per
+GiB served (from /proc, median and range over the runs): on this 2-core machine, shared
+with other work, the wall-clock ratio moves with the anchor's own speed from day to day,
+while CPU per GiB is steady. The extra CPU per byte over the C file plugin (CRC-32 of every
+stored block, LZ4/Zstd decoding, a copy into nbdkit's buffer, Python bookkeeping, thread
+hand-offs) is what separates the two; "hexz plugin: where the CPU goes" below breaks it
+down with perf.
 
-Thread model (measured above, serialize vs parallel, readahead on vs off): the plugin
-uses SERIALIZE_ALL_REQUESTS. With 64 KiB-1 MiB blocks the codec, CRC-32 and memory copies
-release the GIL (os.pread, ctypes calls, zlib.crc32, lz4.block and zstandard all do), so
-one readahead worker decompresses the next blocks of each sequential reader while nbdkit sends the
-current reply; serialized requests plus that worker came out ahead of PARALLEL (whose 16
-request threads contend for the GIL and the cache) in repeated alternating runs, and
-ahead of serialized without readahead. With 1-8 KiB blocks the work is GIL-bound Python,
-a second thread only adds contention (the "threads=parallel" row), so the reader starts
-no readahead worker when the stream's average block is under 64 KiB. Small blocks take a
-bulk path: columnar index pages, adjacent payloads read with one pread, CRC-checked,
-decoded and copied straight into nbdkit's buffer without touching the cache (about 2 us
-per block); zero runs are skipped through extents (all-zero payloads are recognised once
-per payload offset).
+Decoding (hxz/native.py): CRC-32 by libdeflate, LZ4 by liblz4 and Zstd by libzstd
+(ZSTD_decompress_usingDDict with pooled contexts, dictionaries included), called through
+ctypes, which releases the GIL for each call. Blocks a request only partly covers, large
+ones and deduplicated ones go through the block cache: their payloads are read with one
+preadv into a pooled buffer and decoded into a new block. Runs of small private blocks
+(under 64 KiB) that a request covers whole skip the cache: the runs are found by one
+regular-expression scan of per-page flags, and each block is CRC-checked and decoded
+straight into nbdkit's buffer (two native calls and no Python object per block).
 
-Native helpers (hxz/native.py): nbdcopy sends 256 KiB reads on 2 connections, so with
-64 KiB-1 MiB blocks nearly every block goes through the block cache. For LZ4 blocks loaded
-into the cache the reader calls liblz4 (LZ4_decompress_safe) and libdeflate's CRC-32
-through ctypes, reading payloads into a pooled buffer and decoding into an uninitialised
-bytearray: python-lz4 decodes into a private buffer and copies it into a new bytes object,
-bytearray(n) zero-fills, and zlib's CRC-32 is ~4x slower than libdeflate's. On the LZ4 row
-this took the plugin from ~950 MB/s and 1.42 nbdkit CPU-s per GiB to ~1300 MB/s and 0.98,
-and the in-process reader (256 KiB reads) from 0.78 s to ~0.43 s per GiB. When either
-library is missing the reader falls back to python-lz4 and zlib; reads spanning under
-32 KiB keep that path anyway (the fixed cost of the ctypes calls outweighs the copy saved).
-Readahead jobs of 2 MiB beat 256-512 KiB ones (fewer batches and GIL hand-offs); larger
-windows or jobs measured the same. What is left per GiB is mostly copies (payload pread,
-cache to nbdkit's buffer, the socket) and thread hand-offs between nbdkit's request
-threads, the GIL and the readahead worker.
+Both cores. The plugin uses SERIALIZE_ALL_REQUESTS plus one readahead worker for streams
+with a large average block: the worker decodes the next 2 MiB jobs of each sequential
+reader while the request thread copies and nbdkit sends. Measured alternatives, in
+alternating runs: a second worker (a decoder pool of 2) used ~10 % more CPU for the same
+or lower throughput, because every native call hands the GIL over between the threads;
+PARALLEL (the thread-model rows) loses more to GIL contention; CRC-32 held under the GIL
+changed nothing measurable. With 1-8 KiB blocks the work is GIL-bound Python and no
+worker is started.
+
+Per-request cost that the plugin cannot remove: nbdkit's Python plugin gives each request
+a new Python thread state (created and destroyed around the callback, with a 16 KiB frame
+stack mmap'ed and unmapped each time; seen with strace -k), and nbdkit allocates a fresh
+request buffer, so the first write into it page-faults. Keeping the thread state alive
+across requests (an extra PyGILState_Ensure) saved ~6 % CPU on the small-block image, too
+little for a hack that leaks a thread state per worker thread.
+
+Random reads. A 4 KiB read must read, CRC-check and decode the whole block that holds it
+(the block is the unit of the CRC and of compression). The floor table times exactly
+that with the plugin's own native calls in process, for the same offsets: on the
+large-block image the block read averages ~380 KiB (a random offset falls into large
+blocks more often). Added to the C plugin's own per-read cost, that floor is ~0.24x the C
+plugin for LZ4 and ~0.13x for Zstd: 0.3x is out of reach for this format with 64 KiB-1 MiB
+blocks, whatever the reader. Decoding only up to the requested bytes (LZ4 partial decode)
+would still pay the read and the CRC of the whole payload (~0.29x at best), and was not
+done.
 
 How it compares with hexz's own reader: hexz's Python API can only read directory
 archives, so those rows use a directory archive holding the same image (hexz chunks
@@ -344,9 +398,12 @@ block status, so it cannot skip zero runs, and it pads reads past the end."""
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default=str(REPO / "bench" / "work"))
-    ap.add_argument("--size", default="1G", help="large-block image size (default 1G)")
-    ap.add_argument("--small-size", default="256M", help="small-block image size")
-    ap.add_argument("--sparse-size", default="2G", help="sparse image size")
+    ap.add_argument("--size", default=DEFAULT_SIZES["size"],
+                    help="large-block image size (default 1G)")
+    ap.add_argument("--small-size", default=DEFAULT_SIZES["small_size"],
+                    help="small-block image size")
+    ap.add_argument("--sparse-size", default=DEFAULT_SIZES["sparse_size"],
+                    help="sparse image size")
     ap.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
     ap.add_argument("--rand-reads", type=int, default=2000, help="4 KiB reads per random run")
     ap.add_argument("--quick", action="store_true",

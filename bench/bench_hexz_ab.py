@@ -80,7 +80,8 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir).resolve()
     paths = bench_hexz.prepare(work, parse_size(args.size, "--size"),
-                               parse_size(args.small_size, "--small-size"), 1 << 20)
+                               parse_size(args.small_size, "--small-size"),
+                               parse_size(bench_hexz.DEFAULT_SIZES["sparse_size"], "sparse"))
     # a plugin is named by its checkout's folder, so two trees tell apart
     label = {"A": " ".join([*args.a_nbdkit, Path(args.a_plugin).resolve().parents[1].name,
                             *args.a_params]),

@@ -19,6 +19,7 @@ FULL = {
     "bench_multihttp.py": [],
     "bench_s3.py": [],
     "bench_remote.py": [],
+    "perf_hexz.py": [],
 }
 QUICK = {
     "bench_hexz.py": ["--quick", "--no-results"],
@@ -27,6 +28,7 @@ QUICK = {
     "bench_s3.py": ["--size-mib", "32", "--runs", "2", "--ranges", "32", "--no-record"],
     "bench_remote.py": ["--size", "64M", "--small-size", "32M", "--runs", "2", "--no-results"],
 }
+# perf_hexz.py needs the full-size images and perf; it has no quick form.
 
 
 def main() -> int:

@@ -9,8 +9,8 @@ from one place:
 * records a request consumes partly (its edges), or that are large, shared through dedup,
   zero or parent references, go through the block cache (:meth:`blocks`), with batched
   single-flight claims and adjacent payloads read together;
-* LZ4 spans of 32 KiB or more are read into a pooled buffer and CRC-checked and decoded by
-  libdeflate and liblz4 without intermediate Python objects (hxz/native.py);
+* spans of 32 KiB or more are read into a pooled buffer and CRC-checked and decoded by
+  libdeflate and liblz4 or libzstd without intermediate Python objects (hxz/native.py);
 * small stored blocks that a request consumes whole skip the cache (hxz/copier.py): adjacent
   payloads are read at once and decoded straight into the caller's buffer.
 """
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import digest, native
 from .cache import LRUCache
-from .codecs import Decoder, _prefix
+from .codecs import Decoder
 from .errors import BlockError
 from .index import PARENT_REF, Page
 from .source import PayloadSource
@@ -89,11 +89,16 @@ class BlockStore:
         self._token = token
         self._verified: dict[int, bytes] = {}
         self._readinto = getattr(source, "readinto", None)
-        self._native_lz4 = native.AVAILABLE and compression == "lz4"
+        # The decoder's raw-address entry point, when the native libraries are there.
+        self._decode_at = getattr(decode, "decode_at", None) if native.AVAILABLE else None
 
     def cached(self, offset: int) -> Any:
         """The cached block of the payload at ``offset``, or None."""
         return self.cache.get((self._token, offset))
+
+    def known(self, offset: int) -> bool:
+        """True when the block of the payload at ``offset`` is cached or being decoded."""
+        return self.cache.known((self._token, offset))
 
     def where(self, page: Page, k: int) -> str:
         return (f"{self.source.name}: {page.stream.label} stream block at logical "
@@ -139,13 +144,22 @@ class BlockStore:
         except BlockError as e:
             raise BlockError(f"{self.where(page, k)}: {e}") from None
 
-    def read_span(self, page: Page, ks: list[int], start: int, stop: int) -> memoryview:
+    def read_span(self, page: Page, ks: Sequence[int], start: int, stop: int) -> memoryview:
         """The payloads of records ``ks``, adjacent in [start, stop), read at once; when
         that fails, record by record so that the error names the record at fault."""
         try:
             return memoryview(self.source.pread(stop - start, start))
         except BlockError:
             return memoryview(b"".join(self.payload(page, k) for k in ks))
+
+    def read_into(self, page: Page, ks: Sequence[int], smv: memoryview, start: int,
+                  span: int) -> int:
+        """Read the adjacent payloads of records ``ks`` (``span`` bytes from ``start``)
+        into ``smv``; returns how many bytes arrived (fewer at the end of a short file)."""
+        if self._readinto is not None:
+            return self._readinto(smv[:span], start)
+        smv[:span] = self.read_span(page, ks, start, start + span)
+        return span
 
     # ------------------------------------------------------------- through the cache
     def blocks(self, page: Page, i: int, j: int) -> list[Any]:
@@ -216,7 +230,7 @@ class BlockStore:
         try:
             for run in _adjacent_runs(page, owned):
                 start, stop = offs[run[0]], offs[run[-1]] + lens[run[-1]]
-                if self._native_lz4 and stop - start >= NATIVE_MIN:
+                if self._decode_at is not None and stop - start >= NATIVE_MIN:
                     got = self._decode_native(page, run, start, stop)
                 else:
                     buf = self.read_span(page, run, start, stop)
@@ -240,19 +254,14 @@ class BlockStore:
             res[k - base] = res[first_of[offs[k]] - base]
 
     def _decode_native(self, page: Page, ks: list[int], start: int, stop: int) -> list[Any]:
-        """LZ4 records ``ks``, whose payloads are adjacent in [start, stop): one read into a
-        pooled buffer, CRC-32 and LZ4 straight from it into new block buffers.  Anything
-        unusual (short read, CRC or prefix mismatch, decoder error) goes to
+        """Records ``ks``, whose payloads are adjacent in [start, stop): one read into a
+        pooled buffer, CRC-32 and decoding straight from it into new block buffers.
+        Anything unusual (short read, CRC or prefix mismatch, decoder error) goes to
         ``check_and_decode`` on the same bytes, which raises the precise BlockError."""
         span = stop - start
         scratch = take_scratch(span)
         try:
-            sbuf, smv, saddr = scratch
-            if self._readinto is not None:
-                got = self._readinto(smv[:span], start)
-            else:
-                smv[:span] = self.read_span(page, ks, start, stop)
-                got = span
+            got = self.read_into(page, ks, scratch[1], start, span)
             return [self._native_one(page, k, start, got, scratch) for k in ks]
         finally:
             give_scratch(scratch)
@@ -263,12 +272,9 @@ class BlockStore:
         rel = page.offs[k] - start
         ln = page.lens[k]
         n = page.llens[k]
-        # liblz4 takes int sizes; an LZ4 payload never exceeds 4 + LZ4_compressBound(n).
-        if rel + ln <= got and 4 < ln <= n + 20 + n // 255 < 1 << 31 \
-                and native.crc32_at(0, saddr + rel, ln) == page.crcs[k] \
-                and _prefix(sbuf, rel)[0] == n:
+        if rel + ln <= got and native.crc32_at(0, saddr + rel, ln) == page.crcs[k]:
             data = native.uninitialized(n)
-            if native.lz4_decompress(saddr + rel + 4, native.address(data), ln - 4, n) == n:
+            if self._decode_at(saddr + rel, ln, native.address(data), n):
                 return data
         # Raises for every defect the fast path rejects; a clean fallback still yields
         # the block.

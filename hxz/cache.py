@@ -57,6 +57,12 @@ class LRUCache:
             _, (_, sz) = self._data.popitem(last=False)
             self.used -= sz
 
+    def known(self, key: Hashable) -> bool:
+        """True when ``key`` is cached or being produced (lock-free: each membership test
+        is atomic under the GIL, and a stale answer only costs a duplicate decode or a
+        wait)."""
+        return key in self._data or key in self._inflight
+
     def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
             self._insert_locked(key, value)

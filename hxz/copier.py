@@ -1,18 +1,24 @@
 """Copying a stream range into a read buffer, record by record.
 
 Edge records a request consumes partly go through the block cache; records it consumes whole
-take the bulk path: small stored blocks that no other record of the page shares skip the
-cache, their adjacent payloads read at once and decoded straight into the caller's buffer
-(per-block Python overhead is the budget for 1-8 KiB blocks).  Every block still comes out
-of the block store's checks: the inlined LZ4 path hands anything unusual to
-``BlockStore.check_and_decode``.
+take the bulk path.  Stored blocks that no other record of the page shares skip the cache:
+runs of them whose payloads follow each other in the file are read at once and decoded
+straight into the caller's buffer (a large one only when it is neither cached nor being
+decoded by another thread, such as the readahead worker).  Per-block Python work is the
+budget for 1-8 KiB blocks, so the classification is done once per page
+(``Page.bulk_flags``) and a request finds its runs with one regular-expression scan instead
+of a test per record.  Every block still comes out of the block store's checks: anything
+unusual on the fast path goes to ``BlockStore.check_and_decode``.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
+from typing import Any
 
-from .blockstore import BlockStore
+from . import native
+from .blockstore import BlockStore, give_scratch, take_scratch
 from .codecs import _lz4_decompress, _prefix
 from .index import PARENT_REF, Page
 
@@ -23,12 +29,43 @@ TRANSIENT_MAX = 64 << 10
 # A run of adjacent payloads read at once stops growing past this span.
 MAX_RUN = 8 << 20
 
+# Page.bulk_flags values, one byte per record.
+_CACHED = 0         # through the block cache (large, shared, zero, parent, empty)
+_RUN_START = 1      # small private stored block starting a run
+_RUN_NEXT = 2       # small private stored block whose payload follows the previous one's
+_LARGE = 3          # large private stored block: decoded in place unless cached already
+# A run of small blocks, a stretch of large private ones, or a stretch of cached ones.
+_SEGMENTS = re.compile(rb"[\x01\x02]\x02*|\x03+|\x00+")
+
+
+def bulk_flags(page: Page) -> bytes:
+    """Classify a page's records for bulk reads (computed once per page load)."""
+    flags = page.bulk_flags
+    if flags is None:
+        offs, lens, llens, reused = page.offs, page.lens, page.llens, page.reused
+        out = bytearray(page.n)
+        prev_end = -1
+        for k in range(page.n):
+            off = offs[k]
+            if not lens[k] or off == PARENT_REF or off in reused or not llens[k]:
+                prev_end = -1
+            elif llens[k] < TRANSIENT_MAX:
+                out[k] = _RUN_NEXT if off == prev_end else _RUN_START
+                prev_end = off + lens[k]
+            else:
+                # liblz4 takes int sizes: a block of 2 GiB or more stays on the cached path.
+                out[k] = _LARGE if llens[k] < 1 << 31 and lens[k] < 1 << 31 else _CACHED
+                prev_end = -1
+        flags = page.bulk_flags = bytes(out)
+    return flags
+
 
 class Copier:
     """Fills read buffers from one archive's block store."""
 
     def __init__(self, store: BlockStore) -> None:
         self._store = store
+        self._decode_at = store._decode_at     # None without the native libraries
 
     def copy(self, page: Page, i: int, j: int, mv: memoryview, base: int, end: int) -> None:
         """Copy the parts of records i..j-1 inside [base, end) to ``mv`` (mv[0] is
@@ -59,59 +96,122 @@ class Copier:
 
     def _copy_bulk(self, page: Page, i: int, j: int, mv: memoryview, base: int,
                    end: int) -> None:
-        """Per-block Python overhead is the budget for 1-8 KiB blocks, so small stored
-        blocks that no other record of the page shares skip the cache entirely."""
-        offs, lens, llens = page.offs, page.lens, page.llens
-        reused = page.reused
-        cached = self._store.cached
-        run: list[int] = []
-        run_stop = -1
-        for k in range(i, j):
-            off = offs[k]
-            n = llens[k]
-            if (0 < n < TRANSIENT_MAX and lens[k] and off != PARENT_REF
-                    and off not in reused and cached(off) is None):
-                if run and (off != run_stop or run_stop - offs[run[0]] > MAX_RUN):
-                    self._decode_run_into(page, run, mv, base)
-                    run = []
-                run.append(k)
-                run_stop = off + lens[k]
+        """Records i..j-1, all consumed whole: runs of small private blocks are decoded
+        into ``mv`` directly, the rest goes through the cache."""
+        flags = bulk_flags(page)
+        daddr = None
+        for m in _SEGMENTS.finditer(flags, i, j):
+            a, b = m.span()
+            if flags[a] == _CACHED or (flags[a] == _LARGE and self._decode_at is None):
+                self._copy_cached(page, a, b, mv, base, end)
+            elif flags[a] == _LARGE:
+                if daddr is None:
+                    daddr = native.address(mv)
+                self._copy_large(page, a, b, mv, daddr, base, end)
+            elif self._decode_at is not None:
+                if daddr is None:
+                    daddr = native.address(mv)
+                self._run_native(page, a, b, mv, daddr, base)
             else:
-                if run:
-                    self._decode_run_into(page, run, mv, base)
-                    run = []
-                if n:
-                    self._copy_cached(page, k, k + 1, mv, base, end)
-        if run:
-            self._decode_run_into(page, run, mv, base)
+                self._run_python(page, a, b, mv, base)
 
-    def _decode_run_into(self, page: Page, run: list[int], mv: memoryview, base: int) -> None:
-        """Adjacent small payloads: one read, then CRC, decode and copy per record, with an
-        inlined LZ4 fast path; anything unusual goes to ``check_and_decode``."""
-        offs, lens, llens, crcs, starts = page.offs, page.lens, page.llens, page.crcs, \
-            page.starts
-        start = offs[run[0]]
-        buf = self._store.read_span(page, run, start, offs[run[-1]] + lens[run[-1]])
+    def _copy_large(self, page: Page, i: int, j: int, mv: memoryview, daddr: int, base: int,
+                    end: int) -> None:
+        """Large private blocks i..j-1: the ones already cached or being decoded (by the
+        readahead worker, say) are copied from the cache; the others are decoded straight
+        into ``mv``, adjacent payloads with one read, and never enter the cache (no other
+        record of the page needs them, and a sequential reader does not come back)."""
+        offs, lens = page.offs, page.lens
+        known = self._store.known
+        a = i
+        while a < j:
+            if known(offs[a]):
+                self._copy_cached(page, a, a + 1, mv, base, end)
+                a += 1
+                continue
+            b = a + 1
+            while b < j and offs[b] == offs[b - 1] + lens[b - 1] and not known(offs[b]):
+                b += 1
+            self._run_native(page, a, b, mv, daddr, base)
+            a = b
+
+    def _spans(self, page: Page, a: int, b: int) -> list[tuple[int, int]]:
+        """Split run a..b-1 so that no read spans more than MAX_RUN bytes."""
+        offs = page.offs
+        if offs[b - 1] + page.lens[b - 1] - offs[a] <= MAX_RUN:
+            return [(a, b)]
+        out = []
+        while a < b:
+            e = a + 1
+            while e < b and offs[e] + page.lens[e] - offs[a] <= MAX_RUN:
+                e += 1
+            out.append((a, e))
+            a = e
+        return out
+
+    def _run_native(self, page: Page, i: int, j: int, mv: memoryview, daddr: int,
+                    base: int) -> None:
+        """One read of the run's payloads into a pooled buffer, then per record one CRC-32
+        and one decode call from that buffer straight into ``mv``."""
+        store = self._store
+        crc32_at = native.crc32_at
+        decode_at = self._decode_at
+        lz4 = store.compression == "lz4"
+        lz4_at = native.lz4_decompress
+        prefix = _prefix
+        verify_hash = store.verify_hash
+        for a, b in self._spans(page, i, j):
+            start = page.offs[a]
+            span = page.offs[b - 1] + page.lens[b - 1] - start
+            scratch = take_scratch(span)
+            try:
+                smv, saddr = scratch[1], scratch[2]
+                got = store.read_into(page, range(a, b), smv, start, span)
+                rel = 0
+                for k, ln, n, crc, s in zip(range(a, b), page.lens[a:b], page.llens[a:b],
+                                            page.crcs[a:b], page.starts[a:b], strict=True):
+                    o = s - base
+                    # LZ4 is decoded inline: the size prefix and the liblz4 call without
+                    # the decoder's wrapper (one Python call less per small block).
+                    if not (rel + ln <= got and crc32_at(0, saddr + rel, ln) == crc
+                            and (4 < ln and prefix(smv, rel)[0] == n
+                                 and lz4_at(saddr + rel + 4, daddr + o, ln - 4, n) == n
+                                 if lz4 else decode_at(saddr + rel, ln, daddr + o, n))):
+                        # Raises for every defect the fast path rejects.
+                        mv[o:o + n] = store.check_and_decode(
+                            page, k, bytes(smv[rel:min(rel + ln, got)]))
+                    elif verify_hash:
+                        store.check_hash(page, k, mv[o:o + n], cached=False)
+                    rel += ln
+            finally:
+                give_scratch(scratch)
+
+    def _run_python(self, page: Page, i: int, j: int, mv: memoryview, base: int) -> None:
+        """The same without the native libraries: python-lz4 or the codec's decoder."""
+        store = self._store
         crc32 = zlib.crc32
-        lz4 = self._store.compression == "lz4"
-        verify_hash = self._store.verify_hash
-        rel = 0
-        for k in run:
-            ln = lens[k]
-            n = llens[k]
-            payload = buf[rel:rel + ln]
-            data = None
-            if lz4 and ln > 4 and crc32(payload) == crcs[k] and _prefix(buf, rel)[0] == n:
-                try:
-                    data = _lz4_decompress(buf[rel + 4:rel + ln], uncompressed_size=n)
-                except Exception:  # noqa: BLE001 - re-decoded below for the message
-                    data = None
-                if data is not None and len(data) != n:
-                    data = None
-                if data is not None and verify_hash:
-                    self._store.check_hash(page, k, data, cached=False)
-            if data is None:
-                data = self._store.check_and_decode(page, k, payload)
-            rel += ln
-            o = starts[k] - base
-            mv[o:o + n] = data
+        lz4 = store.compression == "lz4"
+        verify_hash = store.verify_hash
+        for a, b in self._spans(page, i, j):
+            start = page.offs[a]
+            buf = store.read_span(page, range(a, b), start,
+                                  page.offs[b - 1] + page.lens[b - 1])
+            rel = 0
+            for k, ln, n, crc, s in zip(range(a, b), page.lens[a:b], page.llens[a:b],
+                                        page.crcs[a:b], page.starts[a:b], strict=True):
+                payload = buf[rel:rel + ln]
+                data: Any = None
+                if lz4 and ln > 4 and crc32(payload) == crc and _prefix(buf, rel)[0] == n:
+                    try:
+                        data = _lz4_decompress(buf[rel + 4:rel + ln], uncompressed_size=n)
+                    except Exception:  # noqa: BLE001 - re-decoded below for the message
+                        data = None
+                    if data is not None and len(data) != n:
+                        data = None
+                    if data is not None and verify_hash:
+                        store.check_hash(page, k, data, cached=False)
+                if data is None:
+                    data = store.check_and_decode(page, k, payload)
+                rel += ln
+                o = s - base
+                mv[o:o + n] = data

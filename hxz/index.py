@@ -151,7 +151,7 @@ class Page:
     """
 
     __slots__ = ("stream", "n", "starts", "offs", "lens", "llens", "crcs", "raw", "nbytes",
-                 "reused", "zero_flags")
+                 "reused", "zero_flags", "bulk_flags")
 
     def __init__(self, stream: StreamId, entry: PageEntry, raw: bytes) -> None:
         self.stream = stream
@@ -174,6 +174,7 @@ class Page:
             reused.discard(PARENT_REF)
         self.reused = reused
         self.zero_flags: bytes | None = None   # per-record b"\x01" = all zeros (extents)
+        self.bulk_flags: bytes | None = None   # per-record bulk-read class (hxz/copier.py)
 
     @property
     def end(self) -> int:

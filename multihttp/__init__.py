@@ -9,7 +9,9 @@ Modules, one job each:
   server    one server: its Endpoint (target, auth, label), what is known of it, and
             how its failures read
   probe     server selection: HEAD/OPTIONS checks, size agreement
-  failover  the client: retries, failover, flush bookkeeping
+  runner    one request over the server list: retries, backoff, failover (also used by
+            hxz's HttpSource)
+  failover  the client: NBD requests through a runner, write queries, flush bookkeeping
 
 nbd-http-server, which runs nbdkit with this plugin and attaches /dev/nbdX, is the
 separate package nbd_http_server.

@@ -1,68 +1,54 @@
-"""The client: runs each request on the current server, retries, fails over.
+"""The client: NBD requests as HTTP requests on a list of replicas.
 
-Order for one request: the current server, up to ``1 + retries`` attempts with
-a short doubling backoff, then each following server in turn (wrapping around)
-with the same budget.  The first success makes that server current for later
-requests.  Only when every server failed does the request fail (EIO), after at
-most ``params.worst_case_seconds()``.
+Each request runs through a ``runner.Runner``: the current server, retries, then the
+next servers in turn (the order is described there); only when every server failed
+does the request fail (EIO), after at most ``params.worst_case_seconds()``.  This
+module adds what is particular to a replicated disk: the probe that chooses the size
+and features, the queries of writes, and flush, which goes to every server an
+attempt left unflushed writes on.
 """
 
 from __future__ import annotations
 
-import base64
-import errno
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from multihttp import request
-from multihttp.errors import FinalError, ServerFault
-from multihttp.params import Params, backoff_delays
+from multihttp.params import Params
 from multihttp.pool import Pool, make_ssl_context
 from multihttp.probe import check_server, probe_all
-from multihttp.server import Endpoint, Server
-from multihttp.wire import Connection, ConnectionClosed
+from multihttp.runner import AllServersFailed, Runner
+from multihttp.server import Endpoint, Server, basic_auth
+from multihttp.wire import Connection
+
+__all__ = ["AllServersFailed", "Attempt", "Client", "stderr_log"]
 
 #: One attempt of a request on one server: ``op(conn, server, *args)`` returns True when
 #: it left written data on that server not yet durable (a later flush must go there).
 Attempt = Callable[..., bool]
 
 _ZEROS = bytes(1 << 20)
-_RETRYABLE = (ServerFault, OSError)
-# The server's end of the connection is gone: nothing can apply a request sent on it later.
-_PEER_GONE = (ConnectionClosed, ConnectionResetError, BrokenPipeError, ConnectionRefusedError)
 
 
 def stderr_log(msg: str) -> None:
     print(f"multihttp: {msg}", file=sys.stderr, flush=True)
 
 
-class AllServersFailed(ServerFault):
-    errno = errno.EIO
-
-
 class Client:
     def __init__(self, p: Params, log: Callable[[str], None] = stderr_log) -> None:
         self.p = p
         self.log = log
-        self.auth: str | None = None
-        if p.user is not None:
-            token = base64.b64encode(f"{p.user}:{p.password or ''}".encode()).decode()
-            self.auth = f"Basic {token}"
-            if any(u.scheme == "http" for u in p.urls):
-                log("warning: HTTP Basic auth over plain http:// sends the password "
-                    "in clear text; prefer https://")
+        self.auth = basic_auth(p, p.urls, log)
         self.servers: list[Server] = []
         self.size: int | None = None
         self.features: frozenset[str] = frozenset()
         self.buffered = False       # send ?flush=n (then flush must PATCH)
-        self._current = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()          # guards _dirty
         self._probe_lock = threading.Lock()
         self._dirty: set[int] = set()
-        self._delays = backoff_delays(p)
+        self.runner = Runner(p, self._verify, log)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -71,6 +57,7 @@ class Client:
         ctx = make_ssl_context(self.p) if any(u.scheme == "https" for u in self.p.urls) else None
         self.servers = [Server(i, Pool(u, self.p, ctx), Endpoint(u.path, self.auth, u.label))
                         for i, u in enumerate(self.p.urls)]
+        self.runner.servers = self.servers
 
     def close(self) -> None:
         for s in self.servers:
@@ -86,7 +73,7 @@ class Client:
             size, chosen = probe_all(self.servers, self.p.device_size, self.log)
             if chosen is not None:
                 self.features = chosen.features
-                self._current = chosen.index
+                self.runner.current = chosen.index
                 self.log(f"using {chosen.label}: size {size}, features "
                          f"{','.join(sorted(chosen.features)) or 'none'}")
             else:
@@ -101,96 +88,10 @@ class Client:
             self.buffered = "flush" in self.features and len(self.servers) == 1
             self.size = size
 
-    # -- the failover loop ----------------------------------------------
+    # -- the failover loop (runner.py) -------------------------------------
 
-    def _checkout(self, s: Server) -> Connection:
-        conn = s.pool.get_idle()
-        if conn is not None:
-            return conn
-        conn = s.pool.new_connection()
-        if not s.verified:
-            # A server seen for the first time, or again after a failure:
-            # check it still serves the same disk before trusting its bytes.
-            try:
-                conn.budget = self.p.connect_timeout
-                still_open = check_server(s, conn, self.size, self.p.device_size)
-                conn.budget = self.p.timeout
-            except BaseException:
-                s.pool.discard(conn)
-                raise
-            if not still_open:
-                s.pool.discard(conn)
-                conn = s.pool.new_connection()
-        return conn
-
-    def _attempt(self, s: Server, op: Attempt, args: tuple) -> bool:
-        with s.pool.slots:
-            conn = self._checkout(s)
-            try:
-                dirty = op(conn, s, *args)
-            except BaseException as e:
-                s.pool.discard(conn)
-                self._outwait(conn, s, e)
-                raise
-            if conn.will_close:
-                s.pool.discard(conn)
-            else:
-                s.pool.put(conn)
-            return dirty
-
-    def _outwait(self, conn: Connection, s: Server, e: BaseException) -> None:
-        """After a write that got no answer, wait until its Write-Deadline plus the
-        allowed clock skew has passed: from then on no replica that honours the
-        header can still apply it, so sending it elsewhere cannot be overtaken.
-
-        A server that reset or closed the connection without answering is not waited
-        for: its end of the connection is gone with the request in it (a killed or
-        restarting server), and http-disk-server applies nothing of a request whose
-        reply it can no longer send.  A timeout, or a reply that breaks the protocol,
-        leaves the request possibly alive there, and is waited out."""
-        deadline = conn.write_deadline
-        if deadline is None or isinstance(e, _PEER_GONE):
-            return
-        wait = deadline + self.p.clock_skew - time.time()
-        if wait > 0:
-            self.log(f"{s.label}: write got no answer; waiting {wait:.1f} s for its "
-                     f"deadline to pass before resending")
-            time.sleep(wait)
-
-    def _on_server(self, s: Server, what: Any, op: Attempt, args: tuple
-                   ) -> tuple[Exception | None, bool]:
-        """Try ``op`` on one server with its retry budget: (None, dirtied) on success,
-        (the last failure, False) otherwise."""
-        last: Exception | None = None
-        free_retry = True
-        attempt = 0
-        while attempt <= self.p.retries:
-            if s.excluded:
-                return ServerFault(s.excluded), False
-            try:
-                return None, self._attempt(s, op, args)
-            except FinalError:
-                raise
-            except _RETRYABLE as e:
-                last = e
-                s.verified = False
-                # Idle keep-alive connections to a failing server are suspect.
-                s.pool.close_all()
-                if free_retry and isinstance(e, (ConnectionClosed, BrokenPipeError,
-                                                 ConnectionResetError)):
-                    # Typically a keep-alive connection the server closed while
-                    # idle: one immediate retry on a fresh connection is free.
-                    free_retry = False
-                    continue
-                self.log(f"{_what(what)}: attempt {attempt + 1} failed: {s.failure(e)}")
-                if isinstance(e, TimeoutError):
-                    # A silent server (host down, no RST): each retry would cost
-                    # a full timeout; move on to the next server at once.
-                    return e, False
-                if attempt < self.p.retries:
-                    time.sleep(self._delays[attempt])
-                attempt += 1
-        return last, False
+    def _verify(self, s: Server, conn: Connection) -> bool:
+        return check_server(s, conn, self.size, self.p.device_size)
 
     def run(self, what: Any, op: Attempt, *args: Any) -> Server:
         """Run ``op(conn, server, *args)`` with retries and failover; returns the server
@@ -201,26 +102,11 @@ class Client:
         """
         if self.size is None:
             self.ensure_probed()
-        n = len(self.servers)
-        start = self._current
-        failures = []
-        for k in range(n):
-            s = self.servers[(start + k) % n]
-            if s.excluded:
-                failures.append(s.excluded)
-                continue
-            err, dirty = self._on_server(s, what, op, args)
-            if err is None:
-                if dirty or k:
-                    with self._lock:
-                        if dirty:
-                            self._dirty.add(s.index)
-                        if k and self._current != s.index:
-                            self._current = s.index
-                            self.log(f"failed over to {s.label}")
-                return s
-            failures.append(s.failure(err))
-        raise AllServersFailed(f"{_what(what)}: every server failed: " + " | ".join(failures))
+        s, dirty = self.runner.run(what, op, *args)
+        if dirty:
+            with self._lock:
+                self._dirty.add(s.index)
+        return s
 
     # -- NBD operations --------------------------------------------------
 
@@ -262,7 +148,7 @@ class Client:
         lost = []
         for i in dirty:
             s = self.servers[i]
-            err, _ = self._on_server(s, "flush", self._flush, ())
+            err, _ = self.runner.on_server(s, "flush", self._flush, ())
             if err is not None:
                 lost.append(s.failure(err))
         if lost:
@@ -303,9 +189,3 @@ class Client:
         request.patch(conn, s.endpoint, {"op": "flush"})
         return False
 
-
-def _what(what) -> str:
-    if isinstance(what, tuple):
-        op, count, offset = what
-        return f"{op} {count}@{offset}"
-    return str(what)

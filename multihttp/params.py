@@ -10,7 +10,7 @@ import getpass
 import os
 import sys
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from nbdsuite.sizes import parse_size
 
@@ -88,23 +88,33 @@ def redact_url(raw: str) -> str:
     return f"{scheme}://{authority}{rest[end:]}"
 
 
+def check_url(raw: str, key: str, schemes: tuple[str, ...], shown: str,
+              credentials_hint: str) -> SplitResult:
+    """Split a URL given as parameter ``key`` and refuse a bad port, another scheme, no host,
+    or credentials inside it (they would end up in logs and process titles).  ``shown`` is
+    the form of the URL that messages may carry."""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        raise ParamError(f"{key}: bad URL {shown!r}: {e}") from None
+    if parts.scheme not in schemes:
+        names = " or ".join([", ".join(schemes[:-1]), schemes[-1]])
+        raise ParamError(f"{key}: {shown!r}: scheme must be {names}")
+    if not parts.hostname:
+        raise ParamError(f"{key}: {shown!r}: no host" + (" (or bucket)" if "s3" in schemes
+                                                         else ""))
+    if parts.username or parts.password:
+        raise ParamError(f"{key}: {shown}: put credentials in {credentials_hint}, not in "
+                         "the URL")
+    return parts
+
+
 def parse_url(text: str) -> ServerURL:
     """Parse one server URL; only http and https with an explicit host are accepted."""
     raw = text.strip()
-    shown = redact_url(raw)
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as e:
-        raise ParamError(f"urls: bad URL {shown!r}: {e}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ParamError(f"urls: {shown!r}: scheme must be http or https")
-    if not parts.hostname:
-        raise ParamError(f"urls: {shown!r}: no host")
-    if parts.username or parts.password:
-        # Credentials in URLs end up in logs and process titles: refuse them.
-        raise ParamError(f"urls: {parts.scheme}://{parts.hostname}: put credentials in "
-                         "user= and password=, not in the URL")
+    parts = check_url(raw, "urls", ("http", "https"), redact_url(raw), "user= and password=")
+    port = parts.port
     if port is None:
         port = 443 if parts.scheme == "https" else 80
     path = parts.path or "/"
@@ -285,6 +295,6 @@ def worst_case_seconds(p: Params, servers: int | None = None) -> float:
     """
     n = len(p.urls) if servers is None else servers
     # A write that got no answer waits out its deadline plus the clock skew before the
-    # next attempt (failover.py): at most timeout + clock-skew more per attempt.
+    # next attempt (runner.py): at most timeout + clock-skew more per attempt.
     per_attempt = 4 * p.connect_timeout + 2 * p.timeout + p.clock_skew
     return n * ((p.retries + 1) * per_attempt + p.timeout + sum(backoff_delays(p)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from multihttp.errors import ServerFault, status_error
 from multihttp.server import Endpoint
-from multihttp.wire import Connection
+from multihttp.wire import Connection, Response
 from nbdsuite.httprange import format_content_range, parse_content_range
 
 
@@ -31,7 +31,7 @@ def _with_write_deadline(conn: Connection, hdrs: dict[str, str]) -> dict[str, st
     A server that honours ``Write-Deadline`` refuses the write (412, nothing written)
     once that time has passed, so a write this client gave up on cannot land later,
     after a newer write went to another replica.  ``conn.write_deadline`` stays set
-    until the reply arrives; failover.py waits it out (plus the clock skew) before
+    until the reply arrives; runner.py waits it out (plus the clock skew) before
     sending the write anywhere else.
     """
     conn.write_deadline = time.time() + conn.budget
@@ -80,19 +80,33 @@ def options(conn: Connection, ep: Endpoint) -> frozenset[str]:
     return frozenset(out)
 
 
-def get_range(conn: Connection, ep: Endpoint, buf: memoryview, offset: int,
-              size: int | None) -> None:
-    """Fill ``buf`` with bytes [offset, offset+len(buf)) or raise."""
+def send_range_get(conn: Connection, ep: Endpoint, offset: int, n: int,
+                   extra: dict[str, str] | None = None) -> Response:
+    """Send a GET of bytes [offset, offset+n) (plus ``extra`` headers); the reply's head."""
+    hdrs = ep.headers()
+    hdrs["Range"] = f"bytes={offset}-{offset + n - 1}"
+    if extra:
+        hdrs.update(extra)
+    conn.send("GET", ep.target, hdrs)
+    return conn.response("GET")
+
+
+def read_range_reply(conn: Connection, resp: Response, label: str, buf: memoryview,
+                     offset: int, size: int | None, *, size_required: bool = False) -> None:
+    """Fill ``buf`` from the reply to a GET of bytes [offset, offset+len(buf)), or raise
+    ServerFault (the status's error for a status other than 206 or 200).
+
+    The one strict check of a ranged reply, for every reader of this suite: data is only
+    a 206 whose Content-Range is exactly the range asked for, whose Content-Length is its
+    length (not chunked) and whose body has that many bytes.  ``size`` is the object's
+    length; a Content-Range naming another one is refused, and with ``size_required`` so
+    is one that leaves it unknown (``/*``).  A 200 means Range was ignored: its body
+    would start at byte 0, so it is never data.
+    """
     n = len(buf)
     last = offset + n - 1
-    label = ep.label
-    hdrs = ep.headers()
-    hdrs["Range"] = f"bytes={offset}-{last}"
-    conn.send("GET", ep.target, hdrs)
-    resp = conn.response("GET")
     if resp.status != 206:
         if resp.status == 200:
-            # Range ignored: the body would start at byte 0. Never data.
             raise ServerFault(f"{label}: answered 200 to a Range request")
         raise status_error(resp.status, resp.reason, write=False, server=label)
     cr = resp.headers.get("content-range", "")
@@ -100,15 +114,26 @@ def get_range(conn: Connection, ep: Endpoint, buf: memoryview, offset: int,
         got = parse_content_range(cr)
     except ValueError as e:
         raise ServerFault(f"{label}: {e}") from None
-    if got.first != offset or got.last != last or (
-            size is not None and got.complete is not None and got.complete != size):
-        raise ServerFault(f"{label}: asked bytes {offset}-{last}, got {cr!r}")
+    if got.complete is None:
+        wrong_size = size_required
+    else:
+        wrong_size = size is not None and got.complete != size
+    if got.first != offset or got.last != last or wrong_size:
+        asked = f"{offset}-{last}" if size is None else f"{offset}-{last}/{size}"
+        raise ServerFault(f"{label}: asked bytes {asked}, got {cr!r}")
     if resp.length != n or resp.chunked:
         raise ServerFault(f"{label}: Content-Length "
                           f"{resp.headers.get('content-length')!r} for a {n}-byte range")
     got_n = conn.readinto_all(buf)
     if got_n != n:
         raise ServerFault(f"{label}: body ended after {got_n} of {n} bytes")
+
+
+def get_range(conn: Connection, ep: Endpoint, buf: memoryview, offset: int,
+              size: int | None) -> None:
+    """Fill ``buf`` with bytes [offset, offset+len(buf)) or raise."""
+    resp = send_range_get(conn, ep, offset, len(buf))
+    read_range_reply(conn, resp, ep.label, buf, offset, size)
 
 
 def put_range(conn: Connection, ep: Endpoint, data: memoryview, offset: int,

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from multihttp.errors import ServerFault
+from multihttp.params import Params, ServerURL
 from multihttp.pool import Pool
 
 
@@ -22,6 +25,19 @@ class Endpoint:
     def headers(self) -> dict[str, str]:
         """Fresh headers for one request (the caller adds its own)."""
         return {"Authorization": self.auth} if self.auth else {}
+
+
+def basic_auth(p: Params, urls: Sequence[ServerURL], log: Callable[[str], None]
+               ) -> str | None:
+    """The Authorization header of user=/password= (None without user=); warns when it
+    would cross plain http://, where anyone on the path reads the password."""
+    if p.user is None:
+        return None
+    if any(u.scheme == "http" for u in urls):
+        log("warning: HTTP Basic auth over plain http:// sends the password in clear "
+            "text; prefer https://")
+    token = base64.b64encode(f"{p.user}:{p.password or ''}".encode()).decode()
+    return f"Basic {token}"
 
 
 @dataclass

@@ -85,7 +85,9 @@ def dump_plugin():
     local = ("file", "stream", "cache", "parent-dir", "readahead", "threads", "verify")
     print(f"hexz_parameters={','.join(local + REMOTE_KEYS)}")
     print("hexz_codecs=lz4,zstd")
-    print(f"hexz_native={'liblz4,libdeflate' if native.AVAILABLE else 'none'}")
+    libs = (["liblz4", "libdeflate"] if native.AVAILABLE else []) + \
+        (["libzstd"] if native.ZSTD_AVAILABLE else [])
+    print(f"hexz_native={','.join(libs) or 'none'}")
     try:
         digest.require()
         print("hexz_verify=crc,hash")

@@ -2,9 +2,12 @@
 
 Built from the multihttp client's pieces: ``wire.Connection`` (one HTTP/1.1 exchange
 with a deadline), ``pool.Pool`` (keep-alive connections per server, ``connections=``
-slots), ``params.Params`` (the same parameter names and limits) and the same failover
-order: the current mirror, up to 1 + retries attempts with a doubling backoff, then the
-next mirrors in turn; a request that fails on one mirror completes on the next.
+slots), ``params.Params`` (the same parameter names and limits), ``request``'s one strict
+check of a ranged reply, and ``runner.Runner``, the multihttp client's own failover loop:
+the current mirror, up to 1 + retries attempts with a doubling backoff, then the next
+mirrors in turn; a request that fails on one mirror completes on the next.  What is
+particular to an archive is here: the probe at open, the pinned validators sent as
+If-Match / If-Unmodified-Since, and the check a mirror passes before it is trusted.
 
 Strictness, so that wrong bytes are never returned:
 
@@ -28,21 +31,21 @@ carry the URL without userinfo and without its query (a presigned URL's signatur
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from multihttp import request
 from multihttp.errors import FinalError, ServerFault, status_error
-from multihttp.params import ParamError, Params, backoff_delays, parse_url
+from multihttp.params import ParamError, Params, parse_url
 from multihttp.pool import Pool, make_ssl_context
-from multihttp.server import describe
-from multihttp.wire import Connection, ConnectionClosed
+from multihttp.runner import AllServersFailed, Runner
+from multihttp.server import Endpoint, Server, basic_auth
+from multihttp.wire import Connection, Response
 from nbdsuite.httprange import parse_content_range
 
 from ..errors import BlockError, FormatError
@@ -55,7 +58,6 @@ __all__ = ["HttpSource", "NotFound", "ObjectChanged"]
 # mirror with a different ETag must match byte for byte.
 PROBE_BYTES = 4096
 _S3_CODE = re.compile(rb"<Code>([A-Za-z]{1,64})</Code>")
-_RETRYABLE = (ServerFault, OSError)
 
 
 def stderr_log(msg: str) -> None:
@@ -83,14 +85,11 @@ class _Probe:
 
 
 @dataclass
-class _Mirror:
-    index: int
-    pool: Pool
-    label: str                 # URL without userinfo or query: safe to log
-    target: str                # request target, query included
+class _Mirror(Server):
+    """A multihttp Server (its endpoint's label is the URL without userinfo or query:
+    safe to log) and the object it was seen to serve."""
+
     probe: _Probe | None = None
-    verified: bool = False     # probed since the last failure
-    excluded: str | None = None
 
     def pin_headers(self) -> dict[str, str]:
         p = self.probe
@@ -120,19 +119,14 @@ class HttpSource:
             parsed = [parse_url(u) for u in urls]
         except ParamError as e:
             raise FormatError(f"{self.name}: {str(e).replace('urls: ', '', 1)}") from None
+        self.auth = basic_auth(p, parsed, log)
         ctx = make_ssl_context(p) if any(u.scheme == "https" for u in parsed) else None
-        self._mirrors = [_Mirror(i, Pool(u, p, ctx), safe_url(u.url), u.path)
+        self._mirrors = [_Mirror(i, Pool(u, p, ctx), Endpoint(u.path, self.auth, safe_url(u.url)))
                          for i, u in enumerate(parsed)]
-        self.auth: str | None = None
-        if p.user is not None:
-            token = base64.b64encode(f"{p.user}:{p.password or ''}".encode()).decode()
-            self.auth = f"Basic {token}"
-            if any(u.scheme == "http" for u in parsed):
-                log("warning: HTTP Basic auth over plain http:// sends the password in "
-                    "clear text; prefer https://")
-        self._delays = backoff_delays(p)
+        self._runner = Runner(p, self._verify, log)
+        self._runner.servers = list(self._mirrors)
+        self._what = f"{self.name}: read"
         self._pid = os.getpid()
-        self._current = 0
         self._lock = threading.Lock()
         self._ref: _Mirror | None = None
         self._warned: set[str] = set()
@@ -186,14 +180,14 @@ class HttpSource:
                 raise FormatError(str(e) if str(e).startswith(m.label) else
                                   f"{self.name}: {e}") from None
             except (ServerFault, OSError) as e:
-                msg = str(e) if isinstance(e, ServerFault) else f"{m.label}: {describe(e)}"
+                msg = m.failure(e)
                 if " HTTP 404" in msg or " HTTP 410" in msg:
                     missing += 1
                 reasons.append(msg)
                 continue
             m.verified = True
             self._ref = m
-            self._current = m.index
+            self._runner.current = m.index
             if not m.pin_headers():
                 self.log(f"{m.label}: no ETag or Last-Modified; a file replaced on the "
                          "server cannot be detected")
@@ -205,11 +199,7 @@ class HttpSource:
 
     def _probe(self, conn: Connection, m: _Mirror) -> _Probe:
         """GET the first bytes: size, validators and header of this mirror's object."""
-        hdrs = {"Range": f"bytes=0-{PROBE_BYTES - 1}"}
-        if self.auth:
-            hdrs["Authorization"] = self.auth
-        conn.send("GET", m.target, hdrs)
-        resp = conn.response("GET")
+        resp = request.send_range_get(conn, m.endpoint, 0, PROBE_BYTES)
         if resp.status == 416:
             cr = resp.headers.get("content-range", "")
             conn.read_small(resp)
@@ -219,33 +209,27 @@ class HttpSource:
         if resp.status == 200:
             raise ServerFault(f"{m.label}: answered 200 to a Range request (no range "
                               "support)")
-        if resp.status != 206:
-            err = status_error(resp.status, resp.reason, write=False, server=m.label)
-            if resp.status == 403:
-                # An S3-style refusal says why (SignatureDoesNotMatch, an expired URL...).
-                try:
-                    code = _S3_CODE.search(conn.read_small(resp, 16384))
-                except (ServerFault, OSError):
-                    code = None
-                if code:
-                    err.args = (f"{err} ({code.group(1).decode(errors='replace')})",)
+        if resp.status == 403:
+            # An S3-style refusal says why (SignatureDoesNotMatch, an expired URL...).
+            err = status_error(403, resp.reason, write=False, server=m.label)
+            try:
+                code = _S3_CODE.search(conn.read_small(resp, 16384))
+            except (ServerFault, OSError):
+                code = None
+            if code:
+                err.args = (f"{err} ({code.group(1).decode(errors='replace')})",)
             raise err
+        # The size is not known yet: the reply says it, and must then carry exactly the
+        # first min(PROBE_BYTES, size) bytes of an object of that size.
         try:
-            got = parse_content_range(resp.headers.get("content-range", ""))
-        except ValueError as e:
-            raise ServerFault(f"{m.label}: {e}") from None
-        if got.complete is None or got.first != 0 or \
-                got.last != min(PROBE_BYTES, got.complete) - 1:
-            raise ServerFault(f"{m.label}: asked bytes 0-{PROBE_BYTES - 1}, got "
-                              f"{resp.headers.get('content-range')!r}")
-        n = got.last + 1
-        if resp.length != n or resp.chunked:
-            raise ServerFault(f"{m.label}: Content-Length {resp.headers.get('content-length')!r}"
-                              f" for a {n}-byte range")
-        body = bytearray(n)
-        if conn.readinto_all(memoryview(body)) != n:
-            raise ServerFault(f"{m.label}: body ended early")
-        return _Probe(got.complete, resp.headers.get("etag"), resp.headers.get("last-modified"),
+            size = parse_content_range(resp.headers.get("content-range", "")).complete
+        except ValueError:
+            size = None             # refused below, with the reason
+        body = bytearray(PROBE_BYTES if size is None else min(PROBE_BYTES, size))
+        request.read_range_reply(conn, resp, m.label, memoryview(body), 0, size,
+                                 size_required=True)
+        assert size is not None
+        return _Probe(size, resp.headers.get("etag"), resp.headers.get("last-modified"),
                       bytes(body), resp.will_close)
 
     def _accept(self, m: _Mirror, fresh: _Probe) -> None:
@@ -297,139 +281,44 @@ class HttpSource:
             self._pid = os.getpid()
             for m in self._mirrors:
                 m.pool.close_all()
-        length = len(mv)
-
-        def fn(conn: Connection, m: _Mirror) -> None:
-            self._get(conn, m, mv, offset)
         try:
-            self._run(offset, length, fn)
+            self._runner.run((self._what, len(mv), offset), self._get, mv, offset)
         except FinalError as e:     # ObjectChanged included: never another mirror
-            raise BlockError(f"{self.name}: bytes {offset}-{offset + length - 1}: {e}") \
+            raise BlockError(f"{self.name}: bytes {offset}-{offset + len(mv) - 1}: {e}") \
                 from None
+        except AllServersFailed as e:
+            raise BlockError(f"{self.name}: bytes {offset}-{offset + len(mv) - 1}: every "
+                             "mirror failed: " + " | ".join(e.failures)) from None
 
     def _get(self, conn: Connection, m: _Mirror, mv: memoryview, offset: int) -> None:
         """One ranged GET into ``mv``, checked strictly (see the module docstring)."""
-        n = len(mv)
-        last = offset + n - 1
-        hdrs = {"Range": f"bytes={offset}-{last}", **m.pin_headers()}
-        if self.auth:
-            hdrs["Authorization"] = self.auth
-        conn.send("GET", m.target, hdrs)
-        resp = conn.response("GET")
+        pins = m.pin_headers()
+        resp = request.send_range_get(conn, m.endpoint, offset, len(mv), pins)
         if resp.status == 412:
             raise ObjectChanged(f"{m.label}: the object changed since it was opened (HTTP "
-                                f"412 for {', '.join(k for k in hdrs if k.startswith('If-'))})")
-        if resp.status != 206:
-            if resp.status == 200:
-                # Range ignored: the body would start at byte 0. Never data.
-                raise ServerFault(f"{m.label}: answered 200 to a Range request")
-            raise status_error(resp.status, resp.reason, write=False, server=m.label)
+                                f"412 for {', '.join(pins)})")
+        if resp.status == 206:
+            self._check_pin(m, resp)
+        request.read_range_reply(conn, resp, m.label, mv, offset, self.size,
+                                 size_required=True)
+
+    def _check_pin(self, m: _Mirror, resp: Response) -> None:
+        """A 206 must carry the validator the mirror is pinned to, whatever If-Match did
+        (a server or proxy may ignore it)."""
         pin = m.probe
-        if pin is not None:
-            etag, lm = resp.headers.get("etag"), resp.headers.get("last-modified")
-            if (pin.etag and etag != pin.etag) or \
-                    (not pin.etag and pin.last_modified and lm != pin.last_modified):
-                raise ObjectChanged(f"{m.label}: the object changed since it was opened "
-                                    f"(ETag {pin.etag} -> {etag}, Last-Modified "
-                                    f"{pin.last_modified!r} -> {lm!r})")
-        cr = resp.headers.get("content-range", "")
-        try:
-            got = parse_content_range(cr)
-        except ValueError as e:
-            raise ServerFault(f"{m.label}: {e}") from None
-        if got.first != offset or got.last != last or got.complete != self.size:
-            raise ServerFault(f"{m.label}: asked bytes {offset}-{last}/{self.size}, got {cr!r}")
-        if resp.length != n or resp.chunked:
-            raise ServerFault(f"{m.label}: Content-Length "
-                              f"{resp.headers.get('content-length')!r} for a {n}-byte range")
-        got_n = conn.readinto_all(mv)
-        if got_n != n:
-            raise ServerFault(f"{m.label}: body ended after {got_n} of {n} bytes")
+        if pin is None:
+            return
+        etag, lm = resp.headers.get("etag"), resp.headers.get("last-modified")
+        if (pin.etag and etag != pin.etag) or \
+                (not pin.etag and pin.last_modified and lm != pin.last_modified):
+            raise ObjectChanged(f"{m.label}: the object changed since it was opened "
+                                f"(ETag {pin.etag} -> {etag}, Last-Modified "
+                                f"{pin.last_modified!r} -> {lm!r})")
 
-    # ----------------------------------------------------------------- failover
-    def _checkout(self, m: _Mirror) -> Connection:
-        conn = m.pool.get_idle()
-        if conn is not None:
-            return conn
-        conn = m.pool.new_connection()
-        if not m.verified:
-            # First use, or first since a failure: check it still has the pinned object.
-            try:
-                conn.budget = self.params.connect_timeout
-                fresh = self._probe(conn, m)
-                conn.budget = self.params.timeout
-                self._accept(m, fresh)
-            except BaseException:
-                m.pool.discard(conn)
-                raise
-            m.verified = True
-            if fresh.closes:
-                m.pool.discard(conn)
-                conn = m.pool.new_connection()
-        return conn
-
-    def _attempt(self, m: _Mirror, fn: Callable[[Connection, _Mirror], None]) -> None:
-        with m.pool.slots:
-            conn = self._checkout(m)
-            try:
-                fn(conn, m)
-            except BaseException:
-                m.pool.discard(conn)
-                raise
-            if conn.will_close:        # the server said it closes: never pool it again
-                m.pool.discard(conn)
-            else:
-                m.pool.put(conn)
-
-    def _on_mirror(self, m: _Mirror, what: str, fn) -> Exception | None:
-        last: Exception | None = None
-        free_retry = True
-        attempt = 0
-        while attempt <= self.params.retries:
-            if m.excluded:
-                return ServerFault(m.excluded)
-            try:
-                self._attempt(m, fn)
-                return None
-            except FinalError:
-                raise
-            except _RETRYABLE as e:
-                last = e
-                m.verified = False
-                m.pool.close_all()
-                if free_retry and isinstance(e, (ConnectionClosed, BrokenPipeError,
-                                                 ConnectionResetError)):
-                    # Typically a keep-alive connection the server closed while idle.
-                    free_retry = False
-                    continue
-                msg = str(e) if isinstance(e, ServerFault) else f"{m.label}: {describe(e)}"
-                self.log(f"{what}: attempt {attempt + 1} failed: {msg}")
-                if isinstance(e, TimeoutError):
-                    return e        # a silent mirror: move on at once
-                if attempt < self.params.retries:
-                    time.sleep(self._delays[attempt])
-                attempt += 1
-        return last
-
-    def _run(self, offset: int, length: int, fn) -> None:
-        what = f"{self.name}: read {length}@{offset}"
-        n = len(self._mirrors)
-        start = self._current
-        failures = []
-        for k in range(n):
-            m = self._mirrors[(start + k) % n]
-            if m.excluded:
-                failures.append(m.excluded)
-                continue
-            err = self._on_mirror(m, what, fn)
-            if err is None:
-                if k:
-                    with self._lock:
-                        if self._current != m.index:
-                            self._current = m.index
-                            self.log(f"failed over to {m.label}")
-                return
-            failures.append(str(err) if isinstance(err, ServerFault)
-                            else f"{m.label}: {describe(err)}")
-        raise BlockError(f"{self.name}: bytes {offset}-{offset + length - 1}: every mirror "
-                         "failed: " + " | ".join(failures))
+    def _verify(self, m: Server, conn: Connection) -> bool:
+        """Runner's check of a mirror at first use or after a failure: it still has the
+        pinned object (or, new, the reference's). Returns whether ``conn`` stays open."""
+        assert isinstance(m, _Mirror)
+        fresh = self._probe(conn, m)
+        self._accept(m, fresh)
+        return not fresh.closes

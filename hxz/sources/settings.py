@@ -47,19 +47,8 @@ def split_urls(value: str, key: str = "url") -> list[str]:
     if not items:
         raise ParamError(f"{key}: empty list")
     for u in items:
-        try:
-            p = urlsplit(u)
-            p.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as e:
-            raise ParamError(f"{key}: bad URL {safe_url(u)!r}: {e}") from None
-        if p.scheme not in SCHEMES:
-            raise ParamError(f"{key}: {safe_url(u)!r}: scheme must be http, https or s3")
-        if not p.hostname:
-            raise ParamError(f"{key}: {safe_url(u)!r}: no host (or bucket)")
-        if p.username or p.password:
-            # Credentials in URLs end up in logs and process titles: refuse them.
-            raise ParamError(f"{key}: {safe_url(u)}: put credentials in user= and "
-                             "password= (or access-key=/secret-key=), not in the URL")
+        p = http_params.check_url(u, key, SCHEMES, safe_url(u),
+                                  "user= and password= (or access-key=/secret-key=)")
         if p.scheme == "s3" and not p.path.strip("/"):
             raise ParamError(f"{key}: {safe_url(u)}: expected s3://BUCKET/KEY")
     kinds = {urlsplit(u).scheme == "s3" for u in items}

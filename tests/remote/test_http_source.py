@@ -171,7 +171,9 @@ def test_failover_mid_copy_in_threads(cat, tmp_path):
         a.kill()
 
 
-@pytest.mark.parametrize("mode", ["200", "bad-range", "short", "drop", "stall"])
+# (A mirror whose replies name another size mid-read is a replaced object: EIO, below.)
+@pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "unknown-size", "short",
+                                  "drop", "stall"])
 def test_misbehaving_mirror_fails_over_never_wrong_bytes(tmp_path, cat, mode):
     path = tmp_path / "a.hxz"
     path.write_bytes(cat["random"].path.read_bytes())
@@ -193,7 +195,8 @@ def test_misbehaving_mirror_fails_over_never_wrong_bytes(tmp_path, cat, mode):
         good.stop()
 
 
-@pytest.mark.parametrize("mode", ["200", "bad-range", "short", "stall"])
+@pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "other-size",
+                                  "unknown-size", "short", "stall"])
 def test_misbehaving_only_mirror_is_eio_never_wrong_bytes(tmp_path, cat, mode):
     path = tmp_path / "a.hxz"
     path.write_bytes(cat["random"].path.read_bytes())
@@ -208,6 +211,41 @@ def test_misbehaving_only_mirror_is_eio_never_wrong_bytes(tmp_path, cat, mode):
         assert "\n" not in msg and "bytes 1000000-1099999" in msg, msg
         assert src.name in msg
         src.close()
+    finally:
+        bad.mode = "ok"
+        bad.stop()
+
+
+@pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "unknown-size", "short"])
+def test_mirror_misbehaving_at_open_is_not_used(tmp_path, cat, mode):
+    # The probe at open goes through the same strict check as every later GET.
+    path = tmp_path / "a.hxz"
+    path.write_bytes(cat["random"].path.read_bytes())
+    data = path.read_bytes()
+    bad = FakeServer(str(path)).start()
+    bad.mode = mode
+    good = disk_server(path, tmp_path, name="good")
+    logs = Logs()
+    try:
+        src = HttpSource([bad.url, good.url], params(retries=1, retry_delay=0.01, timeout=1),
+                         log=logs)
+        assert src.size == len(data)
+        assert src.pread(100_000, 1_000_000) == data[1_000_000:1_100_000]
+        src.close()
+        # Only the probe reached the bad mirror: the data came from the good one.
+        assert [m for m, *_ in bad.requests] == ["GET"]
+    finally:
+        bad.mode = "ok"
+        bad.stop()
+        good.stop()
+
+    # Alone, it is refused at open with one line naming it.
+    bad = FakeServer(str(path)).start()
+    bad.mode = mode
+    try:
+        with pytest.raises(FormatError) as ei:
+            HttpSource([bad.url], params(retries=1, retry_delay=0.01, timeout=1), log=Logs())
+        assert "\n" not in str(ei.value) and "no usable mirror" in str(ei.value)
     finally:
         bad.mode = "ok"
         bad.stop()

@@ -8,6 +8,8 @@
     200-range  answer 200 with a Content-Range and Content-Length matching the request,
                but bytes from offset 0 (only the status says this is not the range)
     bad-range  206 with a Content-Range shifted by one block
+    other-size 206 with the range asked for, but a complete length one byte larger
+    unknown-size  206 with the range asked for and an unknown complete length (``/*``)
     short      206 whose body is shorter than its Content-Length (then close)
     drop       send half the body, then close the connection
     stall      sleep ``stall`` seconds before answering
@@ -149,6 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if o.mode == "bad-range":
             cr = format_content_range(first + 512, last + 512, size)
+        elif o.mode == "other-size":
+            cr = format_content_range(first, last, size + 1)
+        elif o.mode == "unknown-size":
+            cr = format_content_range(first, last, None)
         self.send_response(206)
         self.send_header("Content-Range", cr)
         self.send_header("Content-Length", str(n))

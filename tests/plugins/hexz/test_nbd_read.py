@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import errno
 import random
-import threading
 import zlib
 
 import nbd
 import pytest
 
+from tests.support import load
 from tests.support.archives import catalog, checks
 from tests.support.nbd import Client, plugin_argv, run_tool
 
@@ -91,27 +91,7 @@ def test_concurrent_connections(cat, serve, name, params):
     """Several connections, each driven from its own thread, read random ranges at once."""
     fx = cat[name]
     srv = serve(name, *params)
-    size = len(fx.primary)
-    errors: list[str] = []
-
-    def worker(seed: int) -> None:
-        rnd = random.Random(seed)
-        try:
-            with srv.client() as c:
-                for _ in range(60):
-                    off = rnd.randrange(size)
-                    ln = min(size - off, rnd.choice([1, 4096, 65536, 1 << 20]))
-                    if c.pread(ln, off) != fx.primary[off:off + ln]:
-                        errors.append(f"pread({ln}, {off}) differs")
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-        assert not t.is_alive(), "a client thread hung"
+    errors = load.random_reads(srv.client, fx.primary)
     assert not errors, errors[:5]
 
 

@@ -13,6 +13,7 @@ import nbd
 import pytest
 
 import hxz
+from tests.support import load
 from tests.support.archives import checks, corrupt, rewrite, spec
 from tests.support.archives import inputs as gen
 from tests.support.nbd import run_tool
@@ -148,3 +149,17 @@ def test_zero_records_reported_as_holes(variants, pool):
     with pool.get(v.path).client() as c:
         ext = [(s, n, bool(f & nbd.STATE_ZERO)) for s, n, f in c.block_status(c.size, 0)]
         checks.check_extents(ext, v.primary, 0, len(v.primary), zero)
+
+
+@pytest.mark.parametrize("params", [("threads=parallel",), ("threads=parallel", "cache=1M"),
+                                    ()])
+@pytest.mark.parametrize("name", ["dict_small_blocks", "dict_text", "frame_extras"])
+def test_decoders_shared_by_many_connections(variants, pool, name, params):
+    """Zstd contexts, read buffers and the block cache are shared by nbdkit's threads:
+    eight connections reading random ranges at once (parallel requests when asked) must
+    each get exactly the input's bytes."""
+    v = variants[name]
+    srv = pool.get(v.path, *params)
+    errors = load.random_reads(srv.client, v.primary, clients=8, reads=50,
+                               sizes=(1, 4096, 60000, 300000, 2 << 20))
+    assert not errors, errors[:5]
