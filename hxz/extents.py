@@ -1,10 +1,12 @@
 """Block status: which logical ranges are known to be all zeros.
 
-Zero records and parent references to zero content are zero; stored payloads are checked
-only when their size makes zeros possible (any sane compressor shrinks zeros far below 1/32),
-and the verdict is cached per payload offset, so the payload every zero chunk of a given size
-dedups to is decoded once.  Extents are advisory: a block that cannot be produced, or a page
-that cannot be loaded, is reported as data; reading it reports the error.
+Zero records and parent references to zero content are zero.  A stored record is zero when its
+payload is small enough for zeros (any sane compressor shrinks zeros far below 1/32) and its
+BLAKE3 ``hash`` is that of ``logical_len`` zero bytes: the index alone answers, so a remote
+archive fetches no payload for a block status query.  That trusts the record exactly as a read
+under ``verify=crc`` does (docs/hxz-format.md §14).  Under ``verify=hash`` the payload is also
+decoded and checked, once per payload.  Extents are advisory: a block that cannot be produced,
+or a page that cannot be loaded, is reported as data; reading it reports the error.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable
 
+from . import digest
 from .blockstore import BlockStore, zeros
 from .errors import BlockError
 from .index import PARENT_REF, Page
@@ -30,7 +33,10 @@ class ZeroMap:
         self._pages = pages
         self._blocks = blocks
         self._parent_is_zero = parent_is_zero
-        self._verdicts: dict[int, bool] = {}
+        # verify=hash: the user asked that no record be trusted unread, extents included.
+        self._confirm = blocks.verify_hash
+        # (payload offset, logical_len) -> decodes to zeros; only when decoding.
+        self._verdicts: dict[tuple[int, int], bool] = {}
 
     def record_is_zero(self, page: Page, k: int) -> bool:
         """True when record k is known to be all zeros."""
@@ -45,7 +51,22 @@ class ZeroMap:
         # all zeros, so they are classified without decompressing.
         if ln > (n >> 5) + 64:
             return False
-        v = self._verdicts.get(off)
+        try:
+            if page.hash(k) != digest.zeros_hash(n):
+                return False
+        except digest.MissingBlake3:
+            # Without blake3 the hash cannot vouch for the record: decode it as a read would
+            # (verify=hash already refused to open without the package).
+            return self._decodes_to_zeros(page, k)
+        return self._decodes_to_zeros(page, k) if self._confirm else True
+
+    def _decodes_to_zeros(self, page: Page, k: int) -> bool:
+        """Decode record k (fetching its payload) and tell whether it is all zeros; the
+        verdict is cached per payload and length, so the payload every zero chunk of a
+        given size dedups to is decoded once."""
+        n = page.llens[k]
+        key = (page.offs[k], n)
+        v = self._verdicts.get(key)
         if v is None:
             try:
                 data = self._blocks.blocks(page, k, k + 1)[0]
@@ -54,7 +75,7 @@ class ZeroMap:
             v = data == zeros(n) if n <= 1 << 20 else data.count(0) == n
             if len(self._verdicts) > 1 << 20:
                 self._verdicts.clear()
-            self._verdicts[off] = v
+            self._verdicts[key] = v
         return v
 
     def flags(self, page: Page) -> bytes:

@@ -21,6 +21,12 @@ import time
 from multihttp.errors import ServerFault
 
 _MAX_LINE = 65536
+# settimeout() is an ioctl that CPython runs without the GIL: with other threads busy
+# (readahead, decompression) each call is a GIL hand-off, several per request (every
+# header line, every recv).  The timeout is set again only once this much time has
+# passed since it was last set for the same deadline, so a blocking call ends at most
+# ARM_SLACK seconds past the request's deadline.
+ARM_SLACK = 0.005
 _MAX_HEADERS = 100
 
 
@@ -49,6 +55,8 @@ class Connection:
         self.host = host
         self.budget = budget                 # seconds per request
         self._deadline = time.monotonic() + budget
+        self._armed_for: float | None = None    # the deadline the socket timeout serves
+        self._armed_at = 0.0
         # Wall-clock Write-Deadline of a write sent and not yet answered (request.py):
         # until the reply comes, the server may still apply it up to that time.
         self.write_deadline: float | None = None
@@ -75,11 +83,17 @@ class Connection:
         return cls(sock, f"{hosthdr}:{port}", budget)
 
     def _arm(self) -> None:
-        """Let the next blocking socket call wait only until the deadline."""
-        left = self._deadline - time.monotonic()
+        """Let the next blocking socket call wait only until the deadline (or ARM_SLACK
+        past it: see ARM_SLACK)."""
+        now = time.monotonic()
+        left = self._deadline - now
         if left <= 0:
             raise TimeoutError("request timed out")
+        if self._armed_for == self._deadline and now - self._armed_at < ARM_SLACK:
+            return
         self.sock.settimeout(left)
+        self._armed_for = self._deadline
+        self._armed_at = now
 
     def close(self) -> None:
         try:

@@ -14,9 +14,10 @@ request, with its own retries and failover).  ``RangeFetcher`` turns the reader'
   parallel); their trains share ``workers`` x ``chunk`` bytes of look-ahead.  Reads
   within a chunk of a reader's position move its train along; chunks more than one chunk
   behind are dropped, so the memory held is bounded by (workers + 2 x trains) x chunk,
-  and a byte of a sequential copy is fetched once.  Reads elsewhere (index pages) are
-  served from a train when their bytes are already on the way, else straight from the
-  transport, and never move a train.
+  plus up to ``workers`` dropped chunks' buffers kept for the next chunks (a fresh
+  buffer costs a zero fill), and a byte of a sequential copy is fetched once.  Reads
+  elsewhere (index pages) are served from a train when their bytes are already on the
+  way, else straight from the transport, and never move a train.
 
 Threads are created on first use and after a fork never reused (nbdkit daemonises by
 forking after the archive is opened).
@@ -49,12 +50,16 @@ MAX_TRAINS = 4
 
 
 class _Chunk:
-    __slots__ = ("start", "end", "future")
+    __slots__ = ("start", "end", "future", "buf", "users", "dropped")
 
-    def __init__(self, start: int, end: int, future: Future) -> None:
+    def __init__(self, start: int, end: int, future: Future,
+                 buf: bytearray | None = None) -> None:
         self.start = start
         self.end = end
         self.future = future
+        self.buf = buf              # the recyclable buffer the bytes land in, if any
+        self.users = 0              # reads copying out of it right now
+        self.dropped = False        # no longer in a train: recycle once users is 0
 
 
 class _Train:
@@ -71,10 +76,12 @@ class _Train:
     def covering(self, offset: int, end: int) -> list[_Chunk]:
         return [c for c in self.chunks if c.start < end and c.end > offset]
 
-    def cancel(self) -> None:
-        for c in self.chunks:
+    def cancel(self) -> list[_Chunk]:
+        """Cancel the chunks not yet fetched; returns the chunks dropped."""
+        chunks, self.chunks = self.chunks, []
+        for c in chunks:
             c.future.cancel()
-        self.chunks = []
+        return chunks
 
 
 def coalesce(ranges: Sequence[tuple[int, int]], max_span: int) -> list[tuple[int, int, list[int]]]:
@@ -139,6 +146,11 @@ class RangeFetcher:
         # keyed by where the next read of the run would start.
         self._trains: list[_Train] = []
         self._runs: dict[int, int] = {}
+        # Buffers of chunks no read needs any more, for the next chunks: a new bytearray
+        # is zero-filled and its pages faulted in (measured: a third of the receiving
+        # threads' CPU on loopback), a recycled one is not.  At most ``workers`` kept.
+        self._free: list[bytearray] = []
+        self._max_free = self.workers
         self.requests = 0           # fetch calls made (for tests and benchmarks)
         self.fetched = 0            # bytes asked of the transport
 
@@ -166,6 +178,31 @@ class RangeFetcher:
             self.fetched += len(mv)
         self._fetch_into(offset, mv)
 
+    def _fill(self, offset: int, buf: bytearray, length: int) -> memoryview:
+        """A train chunk: ``length`` bytes at ``offset`` fetched into ``buf``."""
+        mv = memoryview(buf)[:length]
+        self._counted_into(offset, mv)
+        return mv
+
+    # Chunk buffers: taken when a chunk is scheduled, given back when the chunk has left
+    # its train and no read is copying out of it (both under the lock).
+    def _release(self, c: _Chunk) -> None:
+        """(Lock held.) Recycle ``c``'s buffer if nothing can read it any more."""
+        if c.buf is None or c.users or not c.dropped:
+            return
+        f = c.future
+        if not f.done() or f.cancelled() or f.exception() is not None:
+            return      # still being written (or failed): left to the collector
+        if len(self._free) < self._max_free:
+            self._free.append(c.buf)
+        c.buf = None
+
+    def _drop(self, chunks: list[_Chunk]) -> None:
+        """(Lock held.) Chunks that left their train."""
+        for c in chunks:
+            c.dropped = True
+            self._release(c)
+
     def _check(self, length: int, offset: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise BlockError(f"{self.name}: read of {length} bytes at offset {offset} lies "
@@ -174,8 +211,8 @@ class RangeFetcher:
     def close(self) -> None:
         with self._lock:
             trains, self._trains = self._trains, []
-        for t in trains:
-            t.cancel()
+            for t in trains:
+                self._drop(t.cancel())
         pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
             pool.shutdown(wait=True, cancel_futures=True)
@@ -232,6 +269,8 @@ class RangeFetcher:
                 # threads that would complete them do not exist in this process.
                 self._pool, self._trains, self._runs = None, [], {}
             parts, followed = self._from_trains(offset, end)
+            for c in parts or ():
+                c.users += 1        # its buffer is not recycled until _assemble is done
             if parts is None and not followed:
                 run = self._runs.pop(offset, 0) + length
                 if run >= MIN_RUN and run > length and end < self.size:
@@ -239,7 +278,7 @@ class RangeFetcher:
                     t = _Train(end, run)
                     self._trains.insert(0, t)
                     while len(self._trains) > MAX_TRAINS:
-                        self._trains.pop().cancel()
+                        self._drop(self._trains.pop().cancel())
                     self._extend(t, end, end)
                 else:
                     self._runs[end] = run
@@ -288,41 +327,54 @@ class RangeFetcher:
         while t.frontier < target:
             a = t.frontier
             b = min(a + chunk, target)
-            t.chunks.append(_Chunk(a, b, pool.submit(self._counted, a, b - a)))
+            if self._fetch_into is not None:
+                buf = self._free.pop() if self._free else bytearray(self.chunk)
+                t.chunks.append(_Chunk(a, b, pool.submit(self._fill, a, buf, b - a), buf))
+            else:
+                t.chunks.append(_Chunk(a, b, pool.submit(self._counted, a, b - a)))
             t.frontier = b
         # One chunk behind the reader stays: a second thread slightly behind (the
         # reader's own readahead) still finds its bytes.
         while t.chunks and t.chunks[0].end <= offset - self.chunk:
-            t.chunks.pop(0)
+            self._drop([t.chunks.pop(0)])
 
     def _assemble(self, parts: list[_Chunk], offset: int, end: int,
                   into: memoryview | None = None) -> bytes:
-        out = []
-        pos = offset
-        for c in parts:
-            try:
-                data = c.future.result()
-            except BaseException:
-                with self._lock:
-                    # A failed chunk must be fetched again by the next read, not
-                    # replayed as the same error: drop its train.
-                    for t in self._trains:
-                        if c in t.chunks:
-                            t.cancel()
-                            self._trains.remove(t)
-                            break
-                raise
-            # Chunks of two trains may overlap: continue from where the last one ended.
-            hi = min(end, c.end)
-            piece = memoryview(data)[pos - c.start:hi - c.start]
+        """Copy [offset, end) out of ``parts`` (counted as users by _plan) into ``into``,
+        or return it; then let their buffers go."""
+        try:
+            out = []
+            pos = offset
+            for c in parts:
+                try:
+                    data = c.future.result()
+                except BaseException:
+                    with self._lock:
+                        # A failed chunk must be fetched again by the next read, not
+                        # replayed as the same error: drop its train.
+                        for t in self._trains:
+                            if c in t.chunks:
+                                self._drop(t.cancel())
+                                self._trains.remove(t)
+                                break
+                    raise
+                # Chunks of two trains may overlap: continue from where the last one ended.
+                hi = min(end, c.end)
+                piece = memoryview(data)[pos - c.start:hi - c.start]
+                if into is not None:
+                    into[pos - offset:hi - offset] = piece
+                else:
+                    out.append(piece)
+                pos = hi
             if into is not None:
-                into[pos - offset:hi - offset] = piece
-            else:
-                out.append(piece)
-            pos = hi
-        if into is not None:
-            return b""
-        return out[0].tobytes() if len(out) == 1 else b"".join(out)
+                return b""
+            return out[0].tobytes() if len(out) == 1 else b"".join(out)
+        finally:
+            out = piece = data = None       # no view of a buffer outlives the copy
+            with self._lock:
+                for c in parts:
+                    c.users -= 1
+                    self._release(c)
 
     def _direct(self, offset: int, length: int) -> bytes:
         if length <= self.chunk:

@@ -32,6 +32,7 @@ carry the URL without userinfo and without its query (a presigned URL's signatur
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from multihttp import request
-from multihttp.errors import FinalError, ServerFault
+from multihttp.errors import FinalError, ServerFault, status_error
 from multihttp.params import ParamError, Params, parse_url
 from multihttp.pool import Pool, make_ssl_context
 from multihttp.runner import AllServersFailed, Runner
@@ -56,6 +57,7 @@ __all__ = ["HttpSource", "NotFound", "ObjectChanged"]
 # The first request of a mirror asks for this many bytes: the archive header, which a
 # mirror with a different ETag must match byte for byte.
 PROBE_BYTES = 4096
+_S3_CODE = re.compile(rb"<Code>([A-Za-z]{1,64})</Code>")
 
 
 def stderr_log(msg: str) -> None:
@@ -175,7 +177,8 @@ class HttpSource:
                 finally:
                     m.pool.discard(conn)
             except FinalError as e:
-                raise FormatError(f"{self.name}: {e}") from None
+                raise FormatError(str(e) if str(e).startswith(m.label) else
+                                  f"{self.name}: {e}") from None
             except (ServerFault, OSError) as e:
                 msg = m.failure(e)
                 if " HTTP 404" in msg or " HTTP 410" in msg:
@@ -206,6 +209,16 @@ class HttpSource:
         if resp.status == 200:
             raise ServerFault(f"{m.label}: answered 200 to a Range request (no range "
                               "support)")
+        if resp.status == 403:
+            # An S3-style refusal says why (SignatureDoesNotMatch, an expired URL...).
+            err = status_error(403, resp.reason, write=False, server=m.label)
+            try:
+                code = _S3_CODE.search(conn.read_small(resp, 16384))
+            except (ServerFault, OSError):
+                code = None
+            if code:
+                err.args = (f"{err} ({code.group(1).decode(errors='replace')})",)
+            raise err
         # The size is not known yet: the reply says it, and must then carry exactly the
         # first min(PROBE_BYTES, size) bytes of an object of that size.
         try:

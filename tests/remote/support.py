@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbdsuite.launch import free_port
+from nbdsuite.launch import DiskServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MOTO_SERVER = REPO / ".venv-moto" / "bin" / "moto_server"
@@ -122,3 +123,40 @@ def start_moto(workdir: Path, *, enforce_auth: bool = True) -> Moto:
         proc.wait(10)
         raise
     return Moto(proc, endpoint, key["AccessKeyId"], key["SecretAccessKey"], log)
+
+
+@dataclass
+class Gateway:
+    """The suite's S3 gateway (``http-disk-server --s3``): every request must carry a SigV4
+    signature (header or presigned query) made with ``access_key``/``secret_key``, checked
+    by the gateway's own verifier.  Files not named ``*.hxz`` are objects holding their
+    bytes as they are."""
+    server: DiskServerProcess
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+
+    def presign(self, key: str, expires: int = 600) -> str:
+        import boto3
+        from botocore.config import Config
+        s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
+                          aws_access_key_id=self.access_key,
+                          aws_secret_access_key=self.secret_key,
+                          config=Config(signature_version="s3v4",
+                                        s3={"addressing_style": "path"}))
+        return s3.generate_presigned_url("get_object", Params={"Bucket": self.bucket,
+                                                               "Key": key}, ExpiresIn=expires)
+
+
+def start_gateway(root: Path, workdir: Path, bucket: str = "vms") -> Gateway:
+    workdir.mkdir(parents=True, exist_ok=True)
+    # "/" and "+" in the secret, as real secrets have.
+    access, secret = "AKID" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24) + "/+x"
+    creds = workdir / "credentials"
+    creds.write_text(f"[default]\naws_access_key_id = {access}\n"
+                     f"aws_secret_access_key = {secret}\n")
+    creds.chmod(0o600)
+    srv = DiskServerProcess(["--s3", str(root), "--bucket", bucket, "--credentials", str(creds),
+                             "-v"], workdir / "gateway.stderr", cwd=REPO)
+    return Gateway(srv, srv.url.rstrip("/"), bucket, access, secret)

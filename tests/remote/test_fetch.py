@@ -231,3 +231,105 @@ def test_readinto_fills_the_callers_buffer_sequential_and_scattered():
         got = f.readinto(memoryview(buf)[:min(n, len(buf))], o)
         assert buf[:got] == data[o:o + got]
     f.close()
+
+
+def test_chunk_buffers_are_recycled_and_never_reused_while_read():
+    """With fetch_into, train chunks land in buffers given back once their chunk left the
+    train and no read copies out of it.  Three threads (two sequential readers, one of
+    them through readinto, and scattered reads) must still get exact bytes, and a long
+    sequential pass must use a bounded number of buffers, not one per chunk."""
+    data = random.Random(13).randbytes(48 << 20)
+    t = Transport(data)
+    buffers: set[int] = set()
+
+    def into(offset: int, mv: memoryview) -> None:
+        with t.lock:
+            buffers.add(id(mv.obj))
+        got = t(offset, len(mv))
+        # Written in two steps with a pause: a reader copying out of a buffer that was
+        # handed to another chunk too early would see the other chunk's bytes.
+        half = len(mv) // 2
+        mv[:half] = got[:half]
+        threading.Event().wait(0.001)
+        mv[half:] = got[half:]
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=256 << 10, fetch_into=into)
+    bad: list[tuple[str, int, int]] = []
+
+    def sequential(start: int, seed: int, use_readinto: bool) -> None:
+        rng = random.Random(seed)
+        buf = bytearray(1 << 20)
+        pos = start
+        while pos < len(data):
+            n = min(rng.randrange(1, 1 << 20), len(data) - pos)
+            if use_readinto:
+                got = f.readinto(memoryview(buf)[:n], pos)
+                ok = got == n and buf[:n] == data[pos:pos + n]
+            else:
+                ok = f.pread(n, pos) == data[pos:pos + n]
+            if not ok:
+                bad.append(("seq", pos, n))
+            pos += n
+
+    def scattered(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(200):
+            o = rng.randrange(len(data))
+            n = min(rng.randrange(1, 300_000), len(data) - o)
+            if f.pread(n, o) != data[o:o + n]:
+                bad.append(("rand", o, n))
+    threads = [threading.Thread(target=sequential, args=(0, 1, True)),
+               threading.Thread(target=sequential, args=(20 << 20, 2, False)),
+               threading.Thread(target=scattered, args=(3,))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not any(th.is_alive() for th in threads)
+    assert not bad, bad[:5]
+    chunks = len(t.calls)
+    f.close()
+    # Scattered reads fill their own buffers (one each); chunks share a few.
+    assert chunks > 150 and len(buffers) < 200 + 40, (chunks, len(buffers))
+
+    # One sequential reader alone: its ~190 chunks share a handful of buffers.
+    buffers.clear()
+    t.calls.clear()
+    g = RangeFetcher(t, len(data), "x", workers=4, chunk=256 << 10, fetch_into=into)
+    buf = bytearray(256 << 10)
+    for pos in range(0, len(data), len(buf)):
+        assert g.readinto(buf, pos) == len(buf) and buf == data[pos:pos + len(buf)]
+    g.close()
+    assert len(t.calls) > 150 and 0 < len(buffers) <= 16, (len(t.calls), len(buffers))
+
+
+def test_a_chunk_being_read_keeps_its_buffer_when_its_train_moves_on():
+    """The invariant behind recycling, step by step: a read holds chunks (from _plan to
+    the end of _assemble); a train that meanwhile drops them (its reader went far ahead)
+    must not hand their buffers to new chunks until that read is done."""
+    data = random.Random(14).randbytes(8 << 20)
+    t = Transport(data)
+
+    def into(offset: int, mv: memoryview) -> None:
+        mv[:] = t(offset, len(mv))
+    chunk = 64 << 10
+    f = RangeFetcher(t, len(data), "x", workers=2, chunk=chunk, fetch_into=into)
+    buf = bytearray(chunk)
+    pos = 0
+    for pos in range(0, 4 * chunk, chunk):          # a sequential run: a train starts
+        f.readinto(buf, pos)
+    pos += chunk
+    parts = f._plan(pos, pos + 1000)
+    assert parts, "the read is not served from the train"
+    held = [c.buf for c in parts]
+    assert all(b is not None for b in held)
+    for p in range(pos + 1000, pos + 1000 + 40 * chunk, chunk):    # the train moves on
+        assert f.readinto(buf, p) == chunk and buf == data[p:p + chunk]
+    assert all(c.dropped for c in parts)
+    live = [c.buf for tr in f._trains for c in tr.chunks]
+    for b in held:
+        assert all(b is not x for x in live + f._free), "a held buffer was recycled"
+    f._free.clear()                                     # room for them
+    assert f._assemble(parts, pos, pos + 1000) == data[pos:pos + 1000]
+    assert all(c.buf is None for c in parts)            # given back once the read ended
+    assert any(b is x for b in held for x in f._free)
+    f.close()
