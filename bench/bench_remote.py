@@ -45,9 +45,9 @@ NOTE = ("On this 2-core machine the loopback copy is CPU-bound: receiving 1 GiB 
         "nothing). Bytes on the wire are the archive's size and no more: compare MiB sent/GiB "
         "with the archive's size; on the small-block image a third of the raw image `nbdkit "
         "curl` moves, so on a link slower than about 3x the decompression speed the "
-        "compressible image arrives faster through `url=`. Block status still fetches the few "
-        "payloads small enough to be zero blocks (one request each), which the reader could "
-        "answer from the index's BLAKE3 of zeros instead.")
+        "compressible image arrives faster through `url=`. Block status is answered from the "
+        "index alone (a small payload whose record carries the BLAKE3 of zeros), so no "
+        "payload is fetched for it.")
 GiB = 1 << 30
 
 
