@@ -363,8 +363,9 @@ straight into nbdkit's buffer (two native calls and no Python object per block).
 Both cores. The plugin uses SERIALIZE_ALL_REQUESTS plus one readahead worker for streams
 with a large average block: the worker decodes the next 2 MiB jobs of each sequential
 reader while the request thread copies and nbdkit sends. Measured alternatives, in
-alternating runs: a second worker (a decoder pool of 2) used ~10 % more CPU for the same
-or lower throughput, because every native call hands the GIL over between the threads;
+alternating runs: a second worker (`decoders=2`, a decoder pool of 2) used 2-15 % more
+CPU for the same throughput (its row above), because every native call hands the GIL
+over between the threads and nbdcopy needs the second core;
 PARALLEL (the thread-model rows) loses more to GIL contention; CRC-32 held under the GIL
 changed nothing measurable. With 1-8 KiB blocks the work is GIL-bound Python and no
 worker is started.
