@@ -337,6 +337,21 @@ def nbdkit_version() -> str:
     return out.strip() or "nbdkit"
 
 
+def _without_workdir(argv: list[str]) -> list[str]:
+    """The command line as recorded: --workdir only says where this machine kept the
+    images, so it is left out (RESULTS.md names no machine paths)."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--workdir":
+            skip = True
+        elif not a.startswith("--workdir="):
+            out.append(a)
+    return out
+
+
 def write_results(body: str, command: str) -> None:
     results.record(SECTION, f"Command: `{command}` ({results.stamp()}).\n\n{body}\n\n"
                             f"{EXPLANATION}")
@@ -428,7 +443,7 @@ def main() -> None:
     print(body)
     if not args.no_results:
         write_results(body, " ".join([".venv/bin/python", "bench/bench_hexz.py",
-                                      *sys.argv[1:]]))
+                                      *_without_workdir(sys.argv[1:])]))
 
 
 if __name__ == "__main__":
