@@ -94,35 +94,51 @@ def test_reads_outside_the_object_are_errors():
     assert f.pread(0, 3) == b""
 
 
+def _mixed_readers(f: RangeFetcher, data: bytes, runs: list[tuple[int, int, bool]], *,
+                   scattered: int, max_scattered: int, timeout: float) -> list[tuple]:
+    """Sequential readers (start, seed, through readinto?) and one scattered reader, each in
+    its own thread; returns the reads whose bytes differed.  A hang fails the test."""
+    bad: list[tuple] = []
+
+    def sequential(start: int, seed: int, use_readinto: bool) -> None:
+        rng = random.Random(seed)
+        buf = bytearray(1 << 20)
+        pos = start
+        while pos < len(data):
+            n = min(rng.randrange(1, 1 << 20), len(data) - pos)
+            if use_readinto:
+                got = f.readinto(memoryview(buf)[:n], pos)
+                ok = got == n and buf[:n] == data[pos:pos + n]
+            else:
+                ok = f.pread(n, pos) == data[pos:pos + n]
+            if not ok:
+                bad.append(("seq", pos, n))
+            pos += n
+
+    def scattered_reads(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(scattered):
+            o = rng.randrange(len(data))
+            n = min(rng.randrange(1, max_scattered), len(data) - o)
+            if f.pread(n, o) != data[o:o + n]:
+                bad.append(("rand", o, n))
+
+    threads = [threading.Thread(target=sequential, args=r) for r in runs]
+    threads.append(threading.Thread(target=scattered_reads, args=(3,)))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout)
+    assert not any(th.is_alive() for th in threads), "a reader hung"
+    return bad
+
+
 def test_threads_mixing_sequential_and_random_reads_get_exact_bytes():
     data = random.Random(6).randbytes(24 << 20)
     t = Transport(data)
     f = RangeFetcher(t, len(data), "x", workers=4, chunk=512 << 10)
-    bad = []
-
-    def sequential(start: int, seed: int) -> None:
-        rng = random.Random(seed)
-        pos = start
-        while pos < len(data):
-            n = min(rng.randrange(1, 1 << 20), len(data) - pos)
-            if f.pread(n, pos) != data[pos:pos + n]:
-                bad.append(("seq", pos, n))
-            pos += n
-
-    def scattered(seed: int) -> None:
-        rng = random.Random(seed)
-        for _ in range(300):
-            o = rng.randrange(len(data))
-            n = min(rng.randrange(1, 200_000), len(data) - o)
-            if f.pread(n, o) != data[o:o + n]:
-                bad.append(("rand", o, n))
-    threads = [threading.Thread(target=sequential, args=(0, 1)),
-               threading.Thread(target=sequential, args=(100_000, 2)),
-               threading.Thread(target=scattered, args=(3,))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
+    bad = _mixed_readers(f, data, [(0, 1, False), (100_000, 2, False)], scattered=300,
+                         max_scattered=200_000, timeout=60)
     f.close()
     assert not bad, bad[:5]
 
@@ -253,38 +269,8 @@ def test_chunk_buffers_are_recycled_and_never_reused_while_read():
         threading.Event().wait(0.001)
         mv[half:] = got[half:]
     f = RangeFetcher(t, len(data), "x", workers=4, chunk=256 << 10, fetch_into=into)
-    bad: list[tuple[str, int, int]] = []
-
-    def sequential(start: int, seed: int, use_readinto: bool) -> None:
-        rng = random.Random(seed)
-        buf = bytearray(1 << 20)
-        pos = start
-        while pos < len(data):
-            n = min(rng.randrange(1, 1 << 20), len(data) - pos)
-            if use_readinto:
-                got = f.readinto(memoryview(buf)[:n], pos)
-                ok = got == n and buf[:n] == data[pos:pos + n]
-            else:
-                ok = f.pread(n, pos) == data[pos:pos + n]
-            if not ok:
-                bad.append(("seq", pos, n))
-            pos += n
-
-    def scattered(seed: int) -> None:
-        rng = random.Random(seed)
-        for _ in range(200):
-            o = rng.randrange(len(data))
-            n = min(rng.randrange(1, 300_000), len(data) - o)
-            if f.pread(n, o) != data[o:o + n]:
-                bad.append(("rand", o, n))
-    threads = [threading.Thread(target=sequential, args=(0, 1, True)),
-               threading.Thread(target=sequential, args=(20 << 20, 2, False)),
-               threading.Thread(target=scattered, args=(3,))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(120)
-    assert not any(th.is_alive() for th in threads)
+    bad = _mixed_readers(f, data, [(0, 1, True), (20 << 20, 2, False)], scattered=200,
+                         max_scattered=300_000, timeout=120)
     assert not bad, bad[:5]
     chunks = len(t.calls)
     f.close()
