@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import hexz_data  # noqa: E402
 import hexz_measure as hm  # noqa: E402
 import results  # noqa: E402
+from slowlink import SlowLink  # noqa: E402
 
 from nbdsuite.launch import NginxProcess  # noqa: E402
 from nbdsuite.sizes import parse_size  # noqa: E402
@@ -81,12 +82,48 @@ def traffic(ng: NginxProcess, start: int, path: str) -> tuple[int, int]:
     return len(rows), sum(r[3] for r in rows)
 
 
+def slow_link(work: Path, www: Path, sizes: dict[str, int], rate: str, runs: int
+              ) -> list[str]:
+    """The compressible image over a rate-limited nginx: what a user on a slow link sees,
+    where the bytes on the wire, not the CPU, set the speed."""
+    ng = NginxProcess(www, work / "nginx-slow", log_requests=False)
+    link = SlowLink(ng.port, parse_size(rate, "--link-rate"))
+    url = f"http://127.0.0.1:{link.port}/"
+    try:
+        plugin = ["python", hm.PLUGIN]
+        servers = {
+            "hexz.py url=": hm.NbdkitServer(
+                work / "srv", "slow-url", plugin + [f"url={url}small.hxz"]),
+            "nbdkit curl (raw image)": hm.NbdkitServer(
+                work / "srv", "slow-curl", ["curl", f"{url}small.img"]),
+        }
+        try:
+            log(f"slow link ({rate}/s per connection): {runs} alternating runs")
+            secs = results.alternate(
+                {n: (lambda s=s: hm.nbdcopy_seconds(s.uri)) for n, s in servers.items()}, runs)
+        finally:
+            for srv in servers.values():
+                srv.stop()
+    finally:
+        link.stop()
+        ng.stop()
+    image = sizes["small.img"]
+    curl = secs["nbdkit curl (raw image)"]
+    return [f"| {name} | {results.spread([image / x / 1e6 for x in xs], '{:.0f}')} | "
+            f"{results.spread(results.ratios(curl, xs), '{:.2f}')} |"
+            for name, xs in secs.items()]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / "bench" / "work-remote"))
     ap.add_argument("--size", default="1G", help="large image size (default 1G)")
     ap.add_argument("--small-size", default="256M", help="small-block image size")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--link-rate", default="50M",
+                    help="bytes per second of the slow link shared by all connections "
+                         "(default 50M)")
+    ap.add_argument("--link-runs", type=int, default=3)
     ap.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -133,6 +170,7 @@ def main() -> int:
                 log(rows[-1])
     finally:
         ng.stop()
+    link = slow_link(work, www, sizes, args.link_rate, args.link_runs)
     body = "\n".join([
         f"Command: `.venv/bin/python bench/bench_remote.py --size {args.size} --small-size "
         f"{args.small_size} --runs {args.runs}` ({results.stamp()}); nginx on 127.0.0.1.",
@@ -149,6 +187,14 @@ def main() -> int:
         *rows,
         "",
         NOTE,
+        "",
+        f"Over a slow link ({args.link_rate}B/s shared by all connections: "
+        f"bench/slowlink.py relays nginx through one token bucket; small-block image, "
+        f"{args.link_runs} alternating runs):",
+        "",
+        "| server | MB/s of image | x nbdkit curl |",
+        "|---|---|---|",
+        *link,
     ])
     print(body)
     if not args.no_results:
