@@ -102,7 +102,7 @@ def random_read_floor_us(archive: Path, offsets: list[int]) -> dict[str, float]:
     with hxz.open_archive(archive) as a:
         fd = os.open(archive, os.O_RDONLY)
         try:
-            decode_at = a.blocks._decode_at
+            decode_at = a.blocks.decode_at
             src = bytearray(64 << 20)
             dst = bytearray(64 << 20)
             smv, saddr, daddr = memoryview(src), native.address(src), native.address(dst)

@@ -89,8 +89,10 @@ class BlockStore:
         self._token = token
         self._verified: dict[int, bytes] = {}
         self._readinto = getattr(source, "readinto", None)
-        # The decoder's raw-address entry point, when the native libraries are there.
-        self._decode_at = getattr(decode, "decode_at", None) if native.AVAILABLE else None
+        # The decoder's raw-address entry point, ``decode_at(src, src_len, dst, n) -> bool``
+        # (hxz/codecs.py), when the native libraries are there; None otherwise.  Public:
+        # the copier decodes small and large blocks straight into read buffers with it.
+        self.decode_at = getattr(decode, "decode_at", None) if native.AVAILABLE else None
 
     def cached(self, offset: int) -> Any:
         """The cached block of the payload at ``offset``, or None."""
@@ -230,7 +232,7 @@ class BlockStore:
         try:
             for run in _adjacent_runs(page, owned):
                 start, stop = offs[run[0]], offs[run[-1]] + lens[run[-1]]
-                if self._decode_at is not None and stop - start >= NATIVE_MIN:
+                if self.decode_at is not None and stop - start >= NATIVE_MIN:
                     got = self._decode_native(page, run, start, stop)
                 else:
                     buf = self.read_span(page, run, start, stop)
@@ -274,7 +276,7 @@ class BlockStore:
         n = page.llens[k]
         if rel + ln <= got and native.crc32_at(0, saddr + rel, ln) == page.crcs[k]:
             data = native.uninitialized(n)
-            if self._decode_at(saddr + rel, ln, native.address(data), n):
+            if self.decode_at(saddr + rel, ln, native.address(data), n):
                 return data
         # Raises for every defect the fast path rejects; a clean fallback still yields
         # the block.

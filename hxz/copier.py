@@ -65,7 +65,7 @@ class Copier:
 
     def __init__(self, store: BlockStore) -> None:
         self._store = store
-        self._decode_at = store._decode_at     # None without the native libraries
+        self._decode_at = store.decode_at      # None without the native libraries
 
     def copy(self, page: Page, i: int, j: int, mv: memoryview, base: int, end: int) -> None:
         """Copy the parts of records i..j-1 inside [base, end) to ``mv`` (mv[0] is

@@ -178,7 +178,7 @@ def test_small_block_runs_read_identically_with_and_without_native(
     built = B.build([B.data(b) for b in blocks], compression=compression)
     whole = b"".join(blocks)
     with hxz.open_archive(B.write(tmp_path / "s.hxz", built)) as a:
-        assert (a.blocks._decode_at is not None) == use_native
+        assert (a.blocks.decode_at is not None) == use_native
         s = a.stream()
         rnd = random.Random(9)
         for _ in range(40):
