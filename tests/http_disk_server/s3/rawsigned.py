@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -49,3 +50,18 @@ def send(url: str, method: str, target: str, headers: dict[str, str] | None = No
         return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
     finally:
         conn.close()
+
+
+def open_slow_get(url: str, path: str, keys: Keys, *, close: bool = False) -> socket.socket:
+    """Send a signed GET of ``path`` on a raw socket with a small receive buffer and return
+    the socket unread: the caller reads the reply as slowly as it likes (a read in flight)."""
+    u = urlsplit(url)
+    req = AWSRequest(method="GET", url=url.rstrip("/") + path)
+    req.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
+    S3SigV4Auth(Credentials(keys.access, keys.secret), "s3", REGION).add_auth(req)
+    sock = socket.create_connection((u.hostname, u.port), timeout=20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    head = "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
+    extra = "Connection: close\r\n" if close else ""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\n{head}{extra}\r\n".encode())
+    return sock

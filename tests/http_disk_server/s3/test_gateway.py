@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tests.support.archives import corrupt
 from tests.support.diskserver import launch, start_server
 
 from .conftest import BUCKET, REGION, client, make_keys, write_credentials
-from .rawsigned import send
+from .rawsigned import open_slow_get, send
 
 
 def _pack(src: Path, data: bytes, out: Path) -> None:
@@ -184,19 +183,8 @@ def test_sigterm_finishes_reads_in_flight(small, tmp_path):
     data = os.urandom(32 << 20)
     (root / "big.img").write_bytes(data)
     s = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path)
-    from urllib.parse import urlsplit
-    u = urlsplit(s.url)
     # A signed GET whose reply we read slowly, with a small receive buffer.
-    from botocore.auth import S3SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-    req = AWSRequest(method="GET", url=s.url.rstrip("/") + "/images/big.img")
-    req.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
-    S3SigV4Auth(Credentials(keys.access, keys.secret), "s3", REGION).add_auth(req)
-    sock = socket.create_connection((u.hostname, u.port), timeout=20)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    head = "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
-    sock.sendall(f"GET /images/big.img HTTP/1.1\r\nHost: {u.netloc}\r\n{head}\r\n".encode())
+    sock = open_slow_get(s.url, "/images/big.img", keys)
     got = sock.recv(65536)
     assert got.startswith(b"HTTP/1.1 200")
     os.kill(s.pid, signal.SIGTERM)
@@ -256,20 +244,7 @@ def test_a_read_in_flight_keeps_its_version_while_the_file_is_replaced(small, tm
     (root / "big.img").write_bytes(old)
     s = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path)
     try:
-        from urllib.parse import urlsplit
-
-        from botocore.auth import S3SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-        u = urlsplit(s.url)
-        req = AWSRequest(method="GET", url=s.url.rstrip("/") + "/images/big.img")
-        req.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
-        S3SigV4Auth(Credentials(keys.access, keys.secret), "s3", REGION).add_auth(req)
-        sock = socket.create_connection((u.hostname, u.port), timeout=20)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        head = "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
-        sock.sendall(f"GET /images/big.img HTTP/1.1\r\nHost: {u.netloc}\r\n{head}"
-                     "Connection: close\r\n\r\n".encode())
+        sock = open_slow_get(s.url, "/images/big.img", keys, close=True)
         got = sock.recv(65536)
         assert got.startswith(b"HTTP/1.1 200")
         tmp = root / ".big.tmp"
