@@ -72,6 +72,26 @@ def test_sequential_reads_fetch_each_byte_once_with_requests_in_flight():
     assert max(n for _, n in t.calls) <= 1 << 20
 
 
+def test_a_sequential_reader_of_small_reads_gets_whole_chunk_requests():
+    """Each request costs the transport a round trip and the CPU of an HTTP exchange: a
+    reader advancing 64 KiB at a time must not make the train fetch 64 KiB at a time."""
+    data = random.Random(15).randbytes(32 << 20)
+    t = Transport(data)
+    chunk = 1 << 20
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=chunk)
+    step = 64 << 10
+    for pos in range(0, len(data), step):
+        assert f.pread(step, pos) == data[pos:pos + step]
+    f.close()
+    assert sum(n for _, n in t.calls) <= 1.01 * len(data)
+    # Smaller ones while the train ramps up (it fetches at most twice what the run has
+    # read: about 20 steps from 64 KiB to 1 MiB), then whole chunks: 512 reads, under
+    # 60 requests.
+    sizes = [n for _, n in t.calls]
+    assert len(sizes) <= len(data) // chunk + 24, sizes
+    assert sizes.count(chunk) >= len(data) // chunk - 12, sizes
+
+
 def test_a_failed_chunk_fails_the_read_and_is_fetched_again():
     data = random.Random(4).randbytes(8 << 20)
     t = Transport(data)
