@@ -10,8 +10,10 @@ request, with its own retries and failover).  ``RangeFetcher`` turns the reader'
 * A sequential reader (reads that each start where the previous one ended, 64 KiB or
   more in all) gets a readahead train: chunks ahead of it are fetched in the background,
   never more than twice what the run has read so far (a short run costs little when it
-  stops).  Up to four readers are followed at once (nbdcopy copies several regions in
-  parallel); their trains share ``workers`` x ``chunk`` bytes of look-ahead.  Reads
+  stops), in whole chunks: the look-ahead is topped up once a chunk's worth is missing,
+  not after every read (each request costs an HTTP exchange).  Up to four readers are
+  followed at once (nbdcopy copies several regions in parallel); their trains share
+  ``workers`` x ``chunk`` bytes of look-ahead.  Reads
   within a chunk of a reader's position move its train along; chunks more than one chunk
   behind are dropped, so the memory held is bounded by (workers + 2 x trains) x chunk,
   plus up to ``workers`` dropped chunks' buffers kept for the next chunks (a fresh
