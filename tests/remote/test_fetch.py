@@ -233,6 +233,37 @@ def test_interleaved_sequential_readers_each_get_a_train():
     assert len(t.calls) < len(data) // (256 << 10)     # fewer, larger requests
 
 
+def test_interleaved_readers_never_drain_their_look_ahead():
+    """Four readers share a look-ahead of workers x chunk: refilling in whole chunks must
+    still leave bytes on the way after every read, or over a slow link each reader waits
+    for a whole refill in turn."""
+    data = random.Random(16).randbytes(32 << 20)
+    t = Transport(data)
+    chunk = 1 << 20
+    f = RangeFetcher(t, len(data), "x", workers=4, chunk=chunk)
+    starts = [0, 8 << 20, 16 << 20, 24 << 20]
+    pos = list(starts)
+    step = 128 << 10
+    least = None
+    while any(p < s + (8 << 20) for p, s in zip(pos, starts, strict=True)):
+        for i, s in enumerate(starts):
+            if pos[i] < s + (8 << 20):
+                assert f.pread(step, pos[i]) == data[pos[i]:pos[i] + step]
+                pos[i] += step
+                train = next((tr for tr in f._trains if tr.pos == pos[i]), None)
+                # Once all four trains run and the reader is past its ramp-up, away
+                # from the region's end (where the next train serves it).
+                if train is not None and len(f._trains) == 4 and \
+                        2 << 20 <= pos[i] - s <= 6 << 20:
+                    ahead = train.frontier - train.pos
+                    least = ahead if least is None else min(least, ahead)
+    f.close()
+    assert least is not None, "no reader was followed by a train"
+    # Half a chunk at least stays on the way after every read (a train that drains its
+    # look-ahead before refilling falls to one read's worth).
+    assert least >= chunk // 2, least
+
+
 def test_pick_covers_with_overlapping_chunks_and_reports_gaps():
     from concurrent.futures import Future
 
