@@ -15,6 +15,10 @@ images.  For each image, in alternating runs (A B C A B C ...), the wall time of
   nbdkit curl       the raw image from the same nginx: what a user would do without it
 
 and, from nginx's access log, the requests and body bytes each one made per GiB of image.
+Per run, the CPU-seconds per GiB of image of the three processes a copy runs through
+(nbdkit, nginx's master and workers, nbdcopy; bench/cpumeter.py), and from their sum the
+2-core bound: the shortest wall time two cores could reach if nothing else ran, and the
+ratio to ``hexz.py file=`` that bound would allow.
 Writes the section "remote snapshots (url=)" of bench/RESULTS.md unless --no-results.
 """
 
@@ -24,12 +28,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import cpumeter  # noqa: E402
 import hexz_data  # noqa: E402
 import hexz_measure as hm  # noqa: E402
 import results  # noqa: E402
@@ -39,17 +45,22 @@ from nbdsuite.launch import NginxProcess  # noqa: E402
 from nbdsuite.sizes import parse_size  # noqa: E402
 
 SECTION = "## remote snapshots (url=)"
-NOTE = ("On this 2-core machine the loopback copy is CPU-bound: receiving 1 GiB costs the "
-        "nbdkit process about 0.5 s more CPU than reading it from the page cache, and nginx "
-        "another 0.36 s, all on the same 2 cores as the decompression; the wire is not the "
-        "limit, so `url=` stays behind `file=` (and behind `nbdkit curl`, which decompresses "
-        "nothing). Bytes on the wire are the archive's size and no more: compare MiB sent/GiB "
+NOTE = ("On this 2-core machine the loopback copy is CPU-bound: receiving the archive costs "
+        "the nbdkit process more CPU than reading it from the page cache (the kernel's receive "
+        "copy, the HTTP exchanges: compare the nbdkit CPU of `url=` and `file=`), and nginx "
+        "sends it, all on the same 2 cores as the decompression and nbdcopy; the wire is not "
+        "the limit, so `url=` stays behind `file=` on the nearly incompressible large image "
+        "(and behind `nbdkit curl`, which decompresses nothing). The 2-core bound is what the "
+        "CPU alone allows; wall times above it are waits (and the other users of a shared "
+        "machine). Bytes on the wire are the archive's size and no more: compare MiB sent/GiB "
         "with the archive's size; on the small-block image a third of the raw image `nbdkit "
         "curl` moves, so on a link slower than about 3x the decompression speed the "
         "compressible image arrives faster through `url=`. Block status is answered from the "
         "index alone (a small payload whose record carries the BLAKE3 of zeros), so no "
         "payload is fetched for it.")
 GiB = 1 << 30
+CORES = 2
+PARTS = ("nbdkit", "nginx", "nbdcopy")
 
 
 def log(msg: str) -> None:
@@ -75,6 +86,30 @@ def prepare(www: Path, size: int, small: int) -> dict[str, int]:
             hexz.pack(str(www / f"{n}.img"), str(www / f"{n}.hxz"), compression="lz4")
         stamp.write_text(json.dumps(want))
     return {n: (www / n).stat().st_size for n in names}
+
+
+def copy_meter(srv: hm.NbdkitServer, nginx_pid: int, cpu: dict[str, list[float]]
+               ) -> Callable[[], float]:
+    """One measured copy: returns its wall seconds, appends each part's CPU-seconds to
+    ``cpu[part]``."""
+    def run() -> float:
+        k0, g0 = srv.cpu_seconds(), cpumeter.tree_cpu(nginx_pid)
+        wall, copy_cpu = cpumeter.run_child(["nbdcopy", srv.uri, "null:"], timeout=600)
+        cpu["nbdkit"].append(srv.cpu_seconds() - k0)
+        cpu["nginx"].append(cpumeter.tree_cpu(nginx_pid) - g0)
+        cpu["nbdcopy"].append(copy_cpu)
+        return wall
+    return run
+
+
+def cpu_cells(cpu: dict[str, list[float]], local: list[float], image: int) -> str:
+    """The CPU columns of one row: each part's s/GiB, the 2-core bound (s/GiB) and the
+    ratio to file= it allows (file='s wall time over the bound, run by run)."""
+    per = {p: [x * GiB / image for x in cpu[p]] for p in PARTS}
+    bound = [cpumeter.core_bound(xs, CORES) for xs in zip(*per.values(), strict=True)]
+    allows = results.ratios([x * GiB / image for x in local], bound)
+    return " | ".join([*(results.spread(per[p], "{:.2f}") for p in PARTS),
+                       results.spread(bound, "{:.2f}"), results.spread(allows, "{:.2f}")])
 
 
 def traffic(ng: NginxProcess, start: int, path: str) -> tuple[int, int]:
@@ -123,7 +158,9 @@ def main() -> int:
     ap.add_argument("--link-rate", default="50M",
                     help="bytes per second of the slow link shared by all connections "
                          "(default 50M)")
-    ap.add_argument("--link-runs", type=int, default=3)
+    ap.add_argument("--link-runs", type=int, default=3, help="0: no slow-link rows")
+    ap.add_argument("--images", default="large,small",
+                    help="which images to measure (default large,small)")
     ap.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -132,7 +169,7 @@ def main() -> int:
     ng = NginxProcess(www, work / "nginx")
     rows = []
     try:
-        for img in ("large", "small"):
+        for img in args.images.split(","):
             archive = www / f"{img}.hxz"
             plugin = ["python", hm.PLUGIN]
             servers = {
@@ -151,8 +188,9 @@ def main() -> int:
                     path = f"/{img}.img" if "curl" in name else f"/{img}.hxz"
                     wire[name] = traffic(ng, start, path) if "file=" not in name else (0, 0)
                 log(f"{img}: measuring {args.runs} alternating runs")
+                cpu = {n: {p: [] for p in PARTS} for n in servers}
                 secs = results.alternate(
-                    {n: (lambda s=s: hm.nbdcopy_seconds(s.uri)) for n, s in servers.items()},
+                    {n: copy_meter(s, ng.proc.pid, cpu[n]) for n, s in servers.items()},
                     args.runs)
             finally:
                 for srv in servers.values():
@@ -165,12 +203,14 @@ def main() -> int:
                 reqs, sent = wire[name]
                 rows.append(f"| {img} | {name} | {results.spread(mbs, '{:.0f}')} | "
                             f"{results.spread(ratio, '{:.2f}')} | "
-                            + (f"{reqs * GiB / image:.0f} | {sent * GiB / image / 2**20:.0f} |"
-                               if reqs else "- | - |"))
+                            + (f"{reqs * GiB / image:.0f} | {sent * GiB / image / 2**20:.0f} | "
+                               if reqs else "- | - | ")
+                            + cpu_cells(cpu[name], local, image) + " |")
                 log(rows[-1])
     finally:
         ng.stop()
-    link = slow_link(work, www, sizes, args.link_rate, args.link_runs)
+    link = slow_link(work, www, sizes, args.link_rate, args.link_runs) if args.link_runs \
+        else []
     body = "\n".join([
         f"Command: `.venv/bin/python bench/bench_remote.py --size {args.size} --small-size "
         f"{args.small_size} --runs {args.runs}` ({results.stamp()}); nginx on 127.0.0.1.",
@@ -180,21 +220,29 @@ def main() -> int:
         f"{sizes['small.hxz'] / 2**20:.0f} MiB for {sizes['small.img'] / 2**20:.0f} MiB. "
         "Throughput = image bytes / wall time of `nbdcopy URI null:`, median (min-max) of "
         "alternating runs; x local = per-run ratio to `hexz.py file=`; requests and MiB on "
-        "the wire per GiB of image from nginx's access log (one run).",
+        "the wire per GiB of image from nginx's access log (one run). CPU: user+system "
+        "CPU-seconds per GiB of image of each process, median (min-max) over the runs "
+        "(nginx: master and workers; nbdcopy: its own usage at exit). 2-core bound = the "
+        f"three added up / {CORES}: the shortest wall time per GiB that {CORES} cores could "
+        "reach with perfect overlap; bound x local = file='s wall time over that bound, "
+        "run by run: the ratio to file= the CPU alone would allow.",
         "",
-        "| image | server | MB/s | x local | requests/GiB | MiB sent/GiB |",
-        "|---|---|---|---|---|---|",
+        "| image | server | MB/s | x local | requests/GiB | MiB sent/GiB | nbdkit CPU s/GiB "
+        "| nginx CPU s/GiB | nbdcopy CPU s/GiB | 2-core bound s/GiB | bound x local |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         NOTE,
-        "",
-        f"Over a slow link ({args.link_rate}B/s shared by all connections: "
-        f"bench/slowlink.py relays nginx through one token bucket; small-block image, "
-        f"{args.link_runs} alternating runs):",
-        "",
-        "| server | MB/s of image | x nbdkit curl |",
-        "|---|---|---|",
-        *link,
+        *([
+            "",
+            f"Over a slow link ({args.link_rate}B/s shared by all connections: "
+            f"bench/slowlink.py relays nginx through one token bucket; small-block image, "
+            f"{args.link_runs} alternating runs):",
+            "",
+            "| server | MB/s of image | x nbdkit curl |",
+            "|---|---|---|",
+            *link,
+        ] if link else []),
     ])
     print(body)
     if not args.no_results:
