@@ -24,7 +24,7 @@ import sys
 import zlib
 from array import array
 from itertools import accumulate, repeat
-from operator import add, sub
+from operator import add, itemgetter, sub
 from typing import Any
 
 from . import native
@@ -111,13 +111,24 @@ def _lz4_run(scratch: tuple[bytearray, memoryview, int], lens: array, llens: arr
     if array("I", map(native.crc32_held, repeat(0), map(_byref, repeat(sobj), rels),
                       map(_size_arg, lens))) != crcs:
         return False
-    body = list(map(add, rels, repeat(4)))
+    # Size prefixes (u32 LE) against the logical lengths, compared one byte plane at a
+    # time: byte p of every prefix is gathered by one itemgetter call on the buffer seen
+    # from p (an itemgetter of one index returns a scalar, hence the special case).
     want = llens
     if not _LITTLE:
         want = array("I", llens)
         want.byteswap()
-    if b"".join(map(scratch[1].__getitem__, map(slice, rels, body))) != want.tobytes():
-        return False
+    want_b = want.tobytes()
+    smv = scratch[1]
+    if len(rels) == 1:
+        if smv[:4] != want_b:
+            return False
+    else:
+        get = itemgetter(*rels)
+        for p in range(4):
+            if bytes(get(smv[p:])) != want_b[p::4]:
+                return False
+    body = list(map(add, rels, repeat(4)))
     return list(map(native.lz4_decompress_held, map(_byref, repeat(sobj), body),
                     map(_byref, repeat(dobj), map(sub, starts, repeat(base))),
                     map(sub, lens, repeat(4)), llens)) == llens.tolist()

@@ -194,7 +194,7 @@ def test_run_check_rejects_each_defect_on_its_own():
         ok = copier._lz4_run(scratch, array("I", map(len, pays)), array("I", sizes),
                              array("I", crcs), starts, ctypes.c_char.from_buffer(out), 0)
         if ok:
-            assert bytes(out[:sum(sizes)]) == b"".join(data)
+            assert bytes(out[:sum(sizes)]) == b"".join(data[:len(pays)])
         return ok
 
     sizes = [len(d) for d in data]
@@ -207,3 +207,14 @@ def test_run_check_rejects_each_defect_on_its_own():
     short[4] = struct.pack("<I", sizes[4]) + lz4.block.compress(data[4][:-1], store_size=False)
     assert not run(short, sizes)                                      # decodes 1 byte short
     assert not run(payloads[:1] + [payloads[1][:4]] + payloads[2:], sizes)   # prefix only
+    # Each byte of a prefix on its own, in a run of several and of one record.  The LZ4
+    # data still decodes to the right size (and the CRC is the payload's): only the
+    # prefix check can refuse these.
+    assert run(payloads[:1], sizes[:1])
+    for byte in range(4):
+        bad = bytearray(payloads[2])
+        bad[byte] ^= 1
+        assert not run(payloads[:2] + [bytes(bad)] + payloads[3:], sizes)
+        bad = bytearray(payloads[0])
+        bad[byte] ^= 1
+        assert not run([bytes(bad)], sizes[:1])
