@@ -77,7 +77,7 @@ _LITTLE = sys.byteorder == "little"
 
 class _SizeArgs(dict):
     """size_t call arguments by value, made once: payload lengths repeat, and a new
-    c_size_t per block costs a third of the CRC call.  Never mutated, so threads share
+    c_size_t per block costs a fifth of the CRC step.  Never mutated, so threads share
     them."""
 
     LIMIT = 1 << 16
