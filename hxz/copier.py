@@ -7,14 +7,24 @@ straight into the caller's buffer (a large one only when it is neither cached no
 decoded by another thread, such as the readahead worker).  Per-block Python work is the
 budget for 1-8 KiB blocks, so the classification is done once per page
 (``Page.bulk_flags``) and a request finds its runs with one regular-expression scan instead
-of a test per record.  Every block still comes out of the block store's checks: anything
-unusual on the fast path goes to ``BlockStore.check_and_decode``.
+of a test per record.  For LZ4 each check of a run (CRC-32 of every payload, every size
+prefix, every decode to exactly its length) is then one ``map`` executed by C code over the
+whole run, calling liblz4 and libdeflate through bindings that keep the GIL and skip
+argtypes conversions: measured, the ctypes call overhead and the Python bytecode per block
+were most of the CPU for 1-8 KiB blocks.  Every block still comes out of the block store's
+checks: a run in which anything is unusual is redone block by block, and anything unusual
+there goes to ``BlockStore.check_and_decode``, whose error names the block.
 """
 
 from __future__ import annotations
 
+import ctypes
 import re
+import sys
 import zlib
+from array import array
+from itertools import accumulate, repeat
+from operator import add, itemgetter, sub
 from typing import Any
 
 from . import native
@@ -60,12 +70,77 @@ def bulk_flags(page: Page) -> bytes:
     return flags
 
 
+_char = ctypes.c_char
+_byref = ctypes.byref
+_LITTLE = sys.byteorder == "little"
+
+
+class _SizeArgs(dict):
+    """size_t call arguments by value, made once: payload lengths repeat, and a new
+    c_size_t per block costs a fifth of the CRC step.  Never mutated, so threads share
+    them."""
+
+    LIMIT = 1 << 16
+
+    def __missing__(self, n: int) -> ctypes.c_size_t:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        v = self[n] = ctypes.c_size_t(n)
+        return v
+
+
+_size_arg = _SizeArgs().__getitem__
+
+
+def _lz4_run(scratch: tuple[bytearray, memoryview, int], lens: array, llens: array,
+             crcs: array, starts: array, dobj: Any, base: int) -> bool:
+    """Check and decode a run of small LZ4 blocks whose payloads lie back to back at the
+    start of ``scratch``, each into ``dobj`` (the read buffer, logical ``base`` at 0).
+
+    True when every payload has its CRC-32, a size prefix equal to its logical length and
+    decodes to exactly that many bytes.  Each check is one ``map`` over the run, run by C
+    code (PyDLL calls without argtypes: hxz/native.py).  False means something is unusual
+    somewhere; the caller then redoes the run block by block to name it (blocks of the run
+    may by then hold partly decoded bytes, which that pass overwrites or fails on).
+    """
+    if min(lens) <= 4 or max(lens) >= 1 << 31:
+        return False        # an LZ4 payload outgrows its prefix; liblz4 takes int sizes
+    sobj = _char.from_buffer(scratch[0])
+    rels = list(accumulate(lens, initial=0))
+    rels.pop()
+    if array("I", map(native.crc32_held, repeat(0), map(_byref, repeat(sobj), rels),
+                      map(_size_arg, lens))) != crcs:
+        return False
+    # Size prefixes (u32 LE) against the logical lengths, compared one byte plane at a
+    # time: byte p of every prefix is gathered by one itemgetter call on the buffer seen
+    # from p (an itemgetter of one index returns a scalar, hence the special case).
+    want = llens
+    if not _LITTLE:
+        want = array("I", llens)
+        want.byteswap()
+    want_b = want.tobytes()
+    smv = scratch[1]
+    if len(rels) == 1:
+        if smv[:4] != want_b:
+            return False
+    else:
+        get = itemgetter(*rels)
+        for p in range(4):
+            if bytes(get(smv[p:])) != want_b[p::4]:
+                return False
+    body = list(map(add, rels, repeat(4)))
+    return list(map(native.lz4_decompress_held, map(_byref, repeat(sobj), body),
+                    map(_byref, repeat(dobj), map(sub, starts, repeat(base))),
+                    map(sub, lens, repeat(4)), llens)) == llens.tolist()
+
+
 class Copier:
     """Fills read buffers from one archive's block store."""
 
     def __init__(self, store: BlockStore) -> None:
         self._store = store
         self._decode_at = store.decode_at      # None without the native libraries
+        self._lz4 = store.compression == "lz4"
 
     def copy(self, page: Page, i: int, j: int, mv: memoryview, base: int, end: int) -> None:
         """Copy the parts of records i..j-1 inside [base, end) to ``mv`` (mv[0] is
@@ -99,21 +174,25 @@ class Copier:
         """Records i..j-1, all consumed whole: runs of small private blocks are decoded
         into ``mv`` directly, the rest goes through the cache."""
         flags = bulk_flags(page)
-        daddr = None
+        dobj: Any = None         # mv as a ctypes object, made once per request
+        daddr = 0
         for m in _SEGMENTS.finditer(flags, i, j):
             a, b = m.span()
             if flags[a] == _CACHED or (flags[a] == _LARGE and self._decode_at is None):
                 self._copy_cached(page, a, b, mv, base, end)
-            elif flags[a] == _LARGE:
-                if daddr is None:
-                    daddr = native.address(mv)
-                self._copy_large(page, a, b, mv, daddr, base, end)
-            elif self._decode_at is not None:
-                if daddr is None:
-                    daddr = native.address(mv)
-                self._run_native(page, a, b, mv, daddr, base)
-            else:
+                continue
+            if self._decode_at is None:
                 self._run_python(page, a, b, mv, base)
+                continue
+            if dobj is None:
+                dobj = _char.from_buffer(mv)
+                daddr = ctypes.addressof(dobj)
+            if flags[a] == _LARGE:
+                self._copy_large(page, a, b, mv, daddr, base, end)
+            elif self._lz4:
+                self._run_small_lz4(page, a, b, mv, dobj, daddr, base)
+            else:
+                self._run_native(page, a, b, mv, daddr, base)
 
     def _copy_large(self, page: Page, i: int, j: int, mv: memoryview, daddr: int, base: int,
                     end: int) -> None:
@@ -154,37 +233,70 @@ class Copier:
         """One read of the run's payloads into a pooled buffer, then per record one CRC-32
         and one decode call from that buffer straight into ``mv``."""
         store = self._store
-        crc32_at = native.crc32_at
-        decode_at = self._decode_at
-        lz4 = store.compression == "lz4"
-        lz4_at = native.lz4_decompress
-        prefix = _prefix
-        verify_hash = store.verify_hash
         for a, b in self._spans(page, i, j):
             start = page.offs[a]
             span = page.offs[b - 1] + page.lens[b - 1] - start
             scratch = take_scratch(span)
             try:
-                smv, saddr = scratch[1], scratch[2]
-                got = store.read_into(page, range(a, b), smv, start, span)
-                rel = 0
-                for k, ln, n, crc, s in zip(range(a, b), page.lens[a:b], page.llens[a:b],
-                                            page.crcs[a:b], page.starts[a:b], strict=True):
-                    o = s - base
-                    # LZ4 is decoded inline: the size prefix and the liblz4 call without
-                    # the decoder's wrapper (one Python call less per small block).
-                    if not (rel + ln <= got and crc32_at(0, saddr + rel, ln) == crc
-                            and (4 < ln and prefix(smv, rel)[0] == n
-                                 and lz4_at(saddr + rel + 4, daddr + o, ln - 4, n) == n
-                                 if lz4 else decode_at(saddr + rel, ln, daddr + o, n))):
-                        # Raises for every defect the fast path rejects.
-                        mv[o:o + n] = store.check_and_decode(
-                            page, k, bytes(smv[rel:min(rel + ln, got)]))
-                    elif verify_hash:
-                        store.check_hash(page, k, mv[o:o + n], cached=False)
-                    rel += ln
+                got = store.read_into(page, range(a, b), scratch[1], start, span)
+                self._decode_each(page, a, b, mv, daddr, base, scratch, got)
             finally:
                 give_scratch(scratch)
+
+    def _run_small_lz4(self, page: Page, i: int, j: int, mv: memoryview, dobj: Any,
+                       daddr: int, base: int) -> None:
+        """Small private LZ4 blocks: as ``_run_native``, but each check is one C-level
+        pass over a whole run (``_lz4_run``), so a 1-8 KiB block costs no Python
+        bytecode of its own.  A run in which anything is unusual is done again block by
+        block (``_decode_each``), whose failure names the block."""
+        store = self._store
+        offs, lens, llens, crcs, starts = page.offs, page.lens, page.llens, page.crcs, \
+            page.starts
+        for a, b in self._spans(page, i, j):
+            start = offs[a]
+            span = offs[b - 1] + lens[b - 1] - start
+            scratch = take_scratch(span)
+            try:
+                got = store.read_into(page, range(a, b), scratch[1], start, span)
+                if not (got == span and _lz4_run(scratch, lens[a:b], llens[a:b], crcs[a:b],
+                                                 starts[a:b], dobj, base)):
+                    self._decode_each(page, a, b, mv, daddr, base, scratch, got)
+                elif store.verify_hash:
+                    for k in range(a, b):
+                        o = starts[k] - base
+                        store.check_hash(page, k, mv[o:o + llens[k]], cached=False)
+            finally:
+                give_scratch(scratch)
+
+    def _decode_each(self, page: Page, a: int, b: int, mv: memoryview, daddr: int,
+                     base: int, scratch: tuple[bytearray, memoryview, int], got: int) -> None:
+        """Records a..b-1, whose adjacent payloads are in ``scratch`` (``got`` bytes of
+        them arrived): per record one CRC-32 and one decode call straight into ``mv``;
+        anything unusual goes to ``check_and_decode``, which raises naming the block."""
+        store = self._store
+        crc32_at = native.crc32_at
+        decode_at = self._decode_at
+        lz4 = self._lz4
+        lz4_at = native.lz4_decompress
+        prefix = _prefix
+        verify_hash = store.verify_hash
+        smv, saddr = scratch[1], scratch[2]
+        rel = 0
+        for k, ln, n, crc, s in zip(range(a, b), page.lens[a:b], page.llens[a:b],
+                                    page.crcs[a:b], page.starts[a:b], strict=True):
+            o = s - base
+            # LZ4 is decoded inline: the size prefix and the liblz4 call without
+            # the decoder's wrapper (one Python call less per small block).
+            if not (rel + ln <= got and crc32_at(0, saddr + rel, ln) == crc
+                    and (4 < ln and prefix(smv, rel)[0] == n
+                         and lz4_at(saddr + rel + 4, daddr + o, ln - 4, n) == n
+                         if lz4 else decode_at(saddr + rel, ln, daddr + o, n))):
+                # Raises for every defect the fast path rejects.
+                mv[o:o + n] = store.check_and_decode(
+                    page, k, bytes(smv[rel:min(rel + ln, got)]))
+            elif verify_hash:
+                store.check_hash(page, k, mv[o:o + n], cached=False)
+            rel += ln
 
     def _run_python(self, page: Page, i: int, j: int, mv: memoryview, base: int) -> None:
         """The same without the native libraries: python-lz4 or the codec's decoder."""

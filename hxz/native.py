@@ -46,6 +46,15 @@ if AVAILABLE:
     crc32_at = _deflate.libdeflate_crc32
     crc32_at.restype = ctypes.c_uint32
     crc32_at.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+    # The same two functions bound for blocks of a few KiB, where the call costs more than
+    # the work (hxz/copier.py): through PyDLL, which keeps the GIL instead of handing it
+    # over, and without argtypes, whose conversions cost ~40% of a call.  Callers pass
+    # pointers as ctypes objects (byref), size_t as c_size_t, and Python ints only for C
+    # int parameters.
+    crc32_held = ctypes.PyDLL(_deflate._name)["libdeflate_crc32"]
+    crc32_held.restype = ctypes.c_uint32
+    lz4_decompress_held = ctypes.PyDLL(_lz4._name)["LZ4_decompress_safe"]
+    lz4_decompress_held.restype = ctypes.c_int
 
 _zstd = _load("libzstd.so.1", ctypes.util.find_library("zstd") or "libzstd.so")
 ZSTD_AVAILABLE = bool(_zstd is not None and all(
