@@ -373,7 +373,12 @@ ones and deduplicated ones go through the block cache: their payloads are read w
 preadv into a pooled buffer and decoded into a new block. Runs of small private blocks
 (under 64 KiB) that a request covers whole skip the cache: the runs are found by one
 regular-expression scan of per-page flags, and each block is CRC-checked and decoded
-straight into nbdkit's buffer (two native calls and no Python object per block).
+straight into nbdkit's buffer. For LZ4 each check of a run (the CRC-32 of every payload,
+every size prefix, every decode to exactly its length) is one `map` executed by C code
+over the whole run, through bindings that keep the GIL and skip ctypes' argument
+conversions: for 1-8 KiB blocks the call overhead and the bytecode per block, not the
+codec, were most of the CPU. A run in which anything is unusual is redone block by block,
+so the error names the block.
 
 Both cores. The plugin uses SERIALIZE_ALL_REQUESTS plus one readahead worker for streams
 with a large average block: the worker decodes the next 2 MiB jobs of each sequential
@@ -383,7 +388,8 @@ CPU for the same throughput (its row above), because every native call hands the
 over between the threads and nbdcopy needs the second core;
 PARALLEL (the thread-model rows) loses more to GIL contention; CRC-32 held under the GIL
 changed nothing measurable. With 1-8 KiB blocks the work is GIL-bound Python and no
-worker is started.
+worker is started; since small runs no longer hand the GIL over on every native call,
+PARALLEL costs little there (its small-block row), but it still wins nothing.
 
 Per-request cost that the plugin cannot remove: nbdkit's Python plugin gives each request
 a new Python thread state (created and destroyed around the callback, with a 16 KiB frame
@@ -392,15 +398,35 @@ request buffer, so the first write into it page-faults. Keeping the thread state
 across requests (an extra PyGILState_Ensure) saved ~6 % CPU on the small-block image, too
 little for a hack that leaks a thread state per worker thread.
 
+Decoded-block buffers: measured, not adopted. The issue asked for decoded blocks in a
+preallocated arena, to avoid an allocation and page faults per block. A pool that hands
+each buffer evicted from the block cache to the next decoded block (free lists by size
+class; a buffer reused only when its reference count shows that no reader still holds it)
+was compared with plain allocation by
+`.venv/bin/python bench/bench_hexz_ab.py --runs 7 --b-plugin POOL/plugins/hexz.py`
+(2026-12-04 06:23 UTC), three series with the sides swapped once: nbdkit CPU on the 1 GiB
+LZ4 image 0.99/1.04, 0.95/0.99 and 0.98/0.96 s/GiB (pool/plain), on the small-block image
+1.48/1.56, 1.64/1.64 and 1.48/1.52, all within the runs' spread. glibc already reuses
+freed block memory: `perf record -e page-faults` on nbdkit during 3000 random 4 KiB reads
+counts 3.3 faults per read without the pool and 2.4 with it, each well under a
+microsecond of a read that costs about 230 us of CPU; the rest come from nbdkit's
+per-request Python thread state and request buffer. With no measurable gain, the pool
+(and its reliance on reference counts to prove a buffer unused) was left out.
+
 Random reads. A 4 KiB read must read, CRC-check and decode the whole block that holds it
 (the block is the unit of the CRC and of compression). The floor table times exactly
 that with the plugin's own native calls in process, for the same offsets: on the
 large-block image the block read averages ~380 KiB (a random offset falls into large
-blocks more often). Added to the C plugin's own per-read cost, that floor is about 0.25x
-the C plugin for LZ4 and about 0.14x for Zstd: 0.3x is out of reach for this format with
-64 KiB-1 MiB blocks, whatever the reader. Decoding only up to the requested
-bytes (LZ4 partial decode) would still pay the read and the CRC of the whole payload:
-about 0.3x at best, with nothing left for Python, nbdkit or the cache, so it was not done.
+blocks more often). Added to the C plugin's own per-read cost, that floor has measured
+0.25-0.29x the C plugin for LZ4 and 0.14-0.21x for Zstd across runs: 0.3x is out of reach
+for this format with 64 KiB-1 MiB blocks, whatever the reader. Decoding only up to the
+requested bytes (LZ4 partial decode) would still pay the read and the CRC of the whole
+payload: about 0.3x at best, with nothing left for Python, nbdkit or the cache, so it was
+not done. Where a read's time goes beyond the floor (measured 2026-12-04): the same path
+in process (page lookup, cache claim, read, CRC, decode, cache insert) takes about 175 us
+against a floor of 125-140 us; nbdkit's Python plugin adds 15-20 us per request even for a
+callback that does nothing (a null Python plugin against nbdkit's C null plugin); through
+nbdkit a read takes about 320 us, and the remaining ~80 us per read were not broken down.
 
 How it compares with hexz's own reader: hexz's Python API can only read directory
 archives, so those rows use a directory archive holding the same image (hexz chunks
