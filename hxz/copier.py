@@ -189,10 +189,8 @@ class Copier:
                 daddr = ctypes.addressof(dobj)
             if flags[a] == _LARGE:
                 self._copy_large(page, a, b, mv, daddr, base, end)
-            elif self._lz4:
-                self._run_small_lz4(page, a, b, mv, dobj, daddr, base)
             else:
-                self._run_native(page, a, b, mv, daddr, base)
+                self._run_native(page, a, b, mv, daddr, base, dobj if self._lz4 else None)
 
     def _copy_large(self, page: Page, i: int, j: int, mv: memoryview, daddr: int, base: int,
                     end: int) -> None:
@@ -229,26 +227,13 @@ class Copier:
         return out
 
     def _run_native(self, page: Page, i: int, j: int, mv: memoryview, daddr: int,
-                    base: int) -> None:
-        """One read of the run's payloads into a pooled buffer, then per record one CRC-32
-        and one decode call from that buffer straight into ``mv``."""
-        store = self._store
-        for a, b in self._spans(page, i, j):
-            start = page.offs[a]
-            span = page.offs[b - 1] + page.lens[b - 1] - start
-            scratch = take_scratch(span)
-            try:
-                got = store.read_into(page, range(a, b), scratch[1], start, span)
-                self._decode_each(page, a, b, mv, daddr, base, scratch, got)
-            finally:
-                give_scratch(scratch)
-
-    def _run_small_lz4(self, page: Page, i: int, j: int, mv: memoryview, dobj: Any,
-                       daddr: int, base: int) -> None:
-        """Small private LZ4 blocks: as ``_run_native``, but each check is one C-level
-        pass over a whole run (``_lz4_run``), so a 1-8 KiB block costs no Python
-        bytecode of its own.  A run in which anything is unusual is done again block by
-        block (``_decode_each``), whose failure names the block."""
+                    base: int, dobj: Any = None) -> None:
+        """One read of the run's payloads into a pooled buffer, then CRC-32 and decoding
+        from that buffer straight into ``mv``.  With ``dobj`` (``mv`` as a ctypes object;
+        small LZ4 blocks only) each check is first one C-level pass over the whole run
+        (``_lz4_run``), so a 1-8 KiB block costs no Python bytecode of its own; otherwise,
+        or when anything in the run is unusual, block by block (``_decode_each``), whose
+        failure names the block."""
         store = self._store
         offs, lens, llens, crcs, starts = page.offs, page.lens, page.llens, page.crcs, \
             page.starts
@@ -258,8 +243,9 @@ class Copier:
             scratch = take_scratch(span)
             try:
                 got = store.read_into(page, range(a, b), scratch[1], start, span)
-                if not (got == span and _lz4_run(scratch, lens[a:b], llens[a:b], crcs[a:b],
-                                                 starts[a:b], dobj, base)):
+                if not (dobj is not None and got == span
+                        and _lz4_run(scratch, lens[a:b], llens[a:b], crcs[a:b], starts[a:b],
+                                     dobj, base)):
                     self._decode_each(page, a, b, mv, daddr, base, scratch, got)
                 elif store.verify_hash:
                     for k in range(a, b):
