@@ -13,6 +13,9 @@ images.  For each image, in alternating runs (A B C A B C ...), the wall time of
   hexz.py file=     the local plugin on the same archive (the anchor of the goal >= 0.7x)
   hexz.py url=      the same archive from nginx
   nbdkit curl       the raw image from the same nginx: what a user would do without it
+  HTTP client only  the raw image through url='s own HTTP client and read-ahead, with no
+                    archive work (bench/http_only_plugin.py): what the transport alone
+                    costs this Python process, beside the same bytes through curl's C
 
 and, from nginx's access log, the requests and body bytes each one made per GiB of image.
 Per run, the CPU-seconds per GiB of image of the three processes a copy runs through
@@ -30,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -45,20 +49,26 @@ from nbdsuite.launch import NginxProcess  # noqa: E402
 from nbdsuite.sizes import parse_size  # noqa: E402
 
 SECTION = "## remote snapshots (url=)"
-NOTE = ("On this 2-core machine the loopback copy is CPU-bound: receiving the archive costs "
-        "the nbdkit process more CPU than reading it from the page cache (the kernel's receive "
-        "copy, the HTTP exchanges: compare the nbdkit CPU of `url=` and `file=`), and nginx "
-        "sends it, all on the same 2 cores as the decompression and nbdcopy; the wire is not "
-        "the limit, so `url=` stays behind `file=` on the nearly incompressible large image "
-        "(and behind `nbdkit curl`, which decompresses nothing). The 2-core bound is what the "
-        "CPU alone allows; wall times above it are waits (and the other users of a shared "
-        "machine). Bytes on the wire are the archive's size and no more: compare MiB sent/GiB "
+NOTE = ("On loopback the wire is not the limit: the copy is CPU-bound on this machine's 2 "
+        "cores, shared by nbdkit, nginx and nbdcopy, and each configuration reaches about the "
+        "same share of its 2-core bound, so x local follows CPU x local. `url=` costs what its "
+        "two parts cost apart (the list above): the transport, which in this Python process "
+        "costs about what the same bytes cost through `nbdkit curl`'s C, plus the archive "
+        "work that `file=` does too; nginx's sending adds to that. On the nearly "
+        "incompressible large image, where `url=` moves as many bytes as the raw image, CPU x "
+        "local is therefore the ratio these 2 cores allow however well the parts overlap: "
+        "a higher one would need `url=` to cost less than its parts. "
+        "Bytes on the wire are the archive's size and no more: compare MiB sent/GiB "
         "with the archive's size; on the small-block image a third of the raw image `nbdkit "
         "curl` moves, so on a link slower than about 3x the decompression speed the "
         "compressible image arrives faster through `url=`. Block status is answered from the "
         "index alone (a small payload whose record carries the BLAKE3 of zeros), so no "
         "payload is fetched for it.")
 GiB = 1 << 30
+HTTP_ONLY = "HTTP client only (raw image)"
+HTTP_ONLY_PLUGIN = REPO / "bench" / "http_only_plugin.py"
+C_FILE = "nbdkit file (raw image)"
+LOCAL = ("hexz.py file=", C_FILE)
 CORES = 2
 PARTS = ("nbdkit", "nginx", "nbdcopy")
 
@@ -102,14 +112,33 @@ def copy_meter(srv: hm.NbdkitServer, nginx_pid: int, cpu: dict[str, list[float]]
     return run
 
 
-def cpu_cells(cpu: dict[str, list[float]], local: list[float], image: int) -> str:
+def cpu_cells(cpu: dict[str, list[float]], local: dict[str, list[float]], image: int
+              ) -> str:
     """The CPU columns of one row: each part's s/GiB, the 2-core bound (s/GiB) and the
-    ratio to file= it allows (file='s wall time over the bound, run by run)."""
+    CPU ratio to file= (file='s CPU-seconds, all parts, over this row's, run by run)."""
     per = {p: [x * GiB / image for x in cpu[p]] for p in PARTS}
     bound = [cpumeter.core_bound(xs, CORES) for xs in zip(*per.values(), strict=True)]
-    allows = results.ratios([x * GiB / image for x in local], bound)
+    totals = [sum(xs) for xs in zip(*(cpu[p] for p in PARTS), strict=True)]
+    local_totals = [sum(xs) for xs in zip(*(local[p] for p in PARTS), strict=True)]
     return " | ".join([*(results.spread(per[p], "{:.2f}") for p in PARTS),
-                       results.spread(bound, "{:.2f}"), results.spread(allows, "{:.2f}")])
+                       results.spread(bound, "{:.2f}"),
+                       results.spread(results.ratios(local_totals, totals), "{:.2f}")])
+
+
+def decomposition(img: str, cpu: dict[str, dict[str, list[float]]], image: int,
+                  archive: int) -> str:
+    """url='s nbdkit CPU beside the sum of its two parts measured apart: the transport
+    (the HTTP client alone, moving the raw image) and the archive work (file= less nbdkit's
+    C file plugin on the raw image, which reads as many bytes and sends the same
+    replies)."""
+    def med(name: str) -> float:
+        return median(cpu[name]["nbdkit"]) * GiB / image
+    transport, work = med(HTTP_ONLY), med("hexz.py file=") - med(C_FILE)
+    return (f"{img}: `url=` nbdkit CPU {med('hexz.py url='):.2f} s/GiB; its parts measured "
+            f"apart: transport {transport:.2f} (HTTP client only, moving the raw image: "
+            f"{image / archive:.1f}x the archive's bytes) + archive work {work:.2f} "
+            f"(`file=` {med('hexz.py file='):.2f} - C file {med(C_FILE):.2f}) = "
+            f"{transport + work:.2f}.")
 
 
 def traffic(ng: NginxProcess, start: int, path: str) -> tuple[int, int]:
@@ -168,6 +197,7 @@ def main() -> int:
     sizes = prepare(www, parse_size(args.size, "size"), parse_size(args.small_size, "size"))
     ng = NginxProcess(www, work / "nginx")
     rows = []
+    parts: list[str] = []
     try:
         for img in args.images.split(","):
             archive = www / f"{img}.hxz"
@@ -179,14 +209,19 @@ def main() -> int:
                                                 plugin + [f"url={ng.url}{img}.hxz"]),
                 "nbdkit curl (raw image)": hm.NbdkitServer(
                     work / "srv", f"{img}-curl", ["curl", f"{ng.url}{img}.img"]),
+                C_FILE: hm.NbdkitServer(
+                    work / "srv", f"{img}-cfile", ["file", str(www / f"{img}.img")]),
+                HTTP_ONLY: hm.NbdkitServer(
+                    work / "srv", f"{img}-http", ["python", str(HTTP_ONLY_PLUGIN),
+                                                  f"url={ng.url}{img}.img"]),
             }
             try:
                 wire: dict[str, tuple[int, int]] = {}
                 for name, srv in servers.items():    # one counted warm-up run each
                     start = len(ng.requests())
                     hm.nbdcopy_seconds(srv.uri)
-                    path = f"/{img}.img" if "curl" in name else f"/{img}.hxz"
-                    wire[name] = traffic(ng, start, path) if "file=" not in name else (0, 0)
+                    path = f"/{img}.img" if "raw image" in name else f"/{img}.hxz"
+                    wire[name] = (0, 0) if name in LOCAL else traffic(ng, start, path)
                 log(f"{img}: measuring {args.runs} alternating runs")
                 cpu = {n: {p: [] for p in PARTS} for n in servers}
                 secs = results.alternate(
@@ -205,8 +240,9 @@ def main() -> int:
                             f"{results.spread(ratio, '{:.2f}')} | "
                             + (f"{reqs * GiB / image:.0f} | {sent * GiB / image / 2**20:.0f} | "
                                if reqs else "- | - | ")
-                            + cpu_cells(cpu[name], local, image) + " |")
+                            + cpu_cells(cpu[name], cpu["hexz.py file="], image) + " |")
                 log(rows[-1])
+            parts.append(decomposition(img, cpu, image, sizes[f"{img}.hxz"]))
     finally:
         ng.stop()
     link = slow_link(work, www, sizes, args.link_rate, args.link_runs) if args.link_runs \
@@ -224,13 +260,19 @@ def main() -> int:
         "CPU-seconds per GiB of image of each process, median (min-max) over the runs "
         "(nginx: master and workers; nbdcopy: its own usage at exit). 2-core bound = the "
         f"three added up / {CORES}: the shortest wall time per GiB that {CORES} cores could "
-        "reach with perfect overlap; bound x local = file='s wall time over that bound, "
-        "run by run: the ratio to file= the CPU alone would allow.",
+        "reach with perfect overlap; CPU x local = file='s CPU-seconds (all three parts) "
+        "over the row's, run by run: the ratio to file= expected when both overlap their "
+        "parts equally well.",
         "",
         "| image | server | MB/s | x local | requests/GiB | MiB sent/GiB | nbdkit CPU s/GiB "
-        "| nginx CPU s/GiB | nbdcopy CPU s/GiB | 2-core bound s/GiB | bound x local |",
+        "| nginx CPU s/GiB | nbdcopy CPU s/GiB | 2-core bound s/GiB | CPU x local |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "The nbdkit CPU of `url=` beside its two parts, each measured on its own in the "
+        "same runs:",
+        "",
+        *(f"- {line}" for line in parts),
         "",
         NOTE,
         *([

@@ -91,8 +91,27 @@ def test_core_bound_and_the_bench_row():
     import bench_remote
     gib = bench_remote.GiB
     # Half a GiB copied: per GiB nbdkit 2 s, nginx 1 s, nbdcopy 1 s -> bound 2 s/GiB;
-    # file= took 0.5 s for it (1 s/GiB), so the bound allows 0.5x file=.
+    # file= cost 0.4 + 0.1 CPU-seconds in all for it, so the CPU ratio is 0.5 / 2 = 0.25
+    # in the first run and 0.6 / 2 = 0.3 in the second.
     cpu = {"nbdkit": [1.0, 1.0], "nginx": [0.5, 0.5], "nbdcopy": [0.5, 0.5]}
-    cells = bench_remote.cpu_cells(cpu, [0.5, 0.5], gib // 2).split(" | ")
+    local = {"nbdkit": [0.4, 0.5], "nginx": [0.0, 0.0], "nbdcopy": [0.1, 0.1]}
+    cells = bench_remote.cpu_cells(cpu, local, gib // 2).split(" | ")
     assert cells == ["2.00 (2.00-2.00)", "1.00 (1.00-1.00)", "1.00 (1.00-1.00)",
-                     "2.00 (2.00-2.00)", "0.50 (0.50-0.50)"]
+                     "2.00 (2.00-2.00)", "0.28 (0.25-0.30)"]
+
+
+def test_the_bench_decomposition_line_adds_up_the_measured_parts():
+    import bench_remote
+    gib = bench_remote.GiB
+
+    def nbdkit(*xs):
+        return {"nbdkit": list(xs)}
+    # A quarter GiB image, an eighth GiB archive: per GiB, url= 4 s, transport 2 s, file= 3 s,
+    # C file 1 s -> parts 2 + (3 - 1) = 4.
+    cpu = {"hexz.py url=": nbdkit(1.0, 1.0), bench_remote.HTTP_ONLY: nbdkit(0.4, 0.6),
+           "hexz.py file=": nbdkit(0.75), bench_remote.C_FILE: nbdkit(0.25)}
+    line = bench_remote.decomposition("large", cpu, gib // 4, gib // 8)
+    assert line == ("large: `url=` nbdkit CPU 4.00 s/GiB; its parts measured apart: "
+                    "transport 2.00 (HTTP client only, moving the raw image: 2.0x the "
+                    "archive's bytes) + archive work 2.00 (`file=` 3.00 - C file 1.00) = "
+                    "4.00.")
