@@ -35,13 +35,14 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from multihttp import request
 from multihttp.errors import FinalError, ServerFault, status_error
-from multihttp.params import ParamError, Params, parse_url
+from multihttp.params import ParamError, Params, backoff_delays, parse_url
 from multihttp.pool import Pool, make_ssl_context
 from multihttp.runner import AllServersFailed, Runner
 from multihttp.server import Endpoint, Server, basic_auth
@@ -171,11 +172,7 @@ class HttpSource:
         missing = 0
         for m in self._mirrors:
             try:
-                conn = m.pool.new_connection(budget=self.params.connect_timeout)
-                try:
-                    m.probe = self._probe(conn, m)
-                finally:
-                    m.pool.discard(conn)
+                m.probe = self._first_probe(m)
             except FinalError as e:
                 raise FormatError(str(e) if str(e).startswith(m.label) else
                                   f"{self.name}: {e}") from None
@@ -196,6 +193,32 @@ class HttpSource:
             return m.probe.size
         err = NotFound if missing == len(self._mirrors) else FormatError
         raise err(f"{self.name}: no usable mirror: " + " | ".join(reasons))
+
+    def _first_probe(self, m: _Mirror) -> _Probe:
+        """The probe at open, with the retry budget of every later request (1 + retries
+        attempts, the same doubling backoff): a CDN edge may answer a range of an object
+        it has not cached yet with the whole object (200), a server may be restarting.
+        A missing object (404, 410), a silent server (timeout) and a final refusal (a
+        403 naming wrong credentials) are not retried."""
+        delays = backoff_delays(self.params)
+        attempt = 0
+        while True:
+            try:
+                conn = m.pool.new_connection(budget=self.params.connect_timeout)
+                try:
+                    return self._probe(conn, m)
+                finally:
+                    m.pool.discard(conn)
+            except FinalError:
+                raise
+            except (ServerFault, OSError) as e:
+                msg = m.failure(e)
+                if attempt >= self.params.retries or isinstance(e, TimeoutError) or \
+                        " HTTP 404" in msg or " HTTP 410" in msg:
+                    raise
+                self.log(f"{msg} (opening, attempt {attempt + 1}); trying again")
+                time.sleep(delays[attempt])
+                attempt += 1
 
     def _probe(self, conn: Connection, m: _Mirror) -> _Probe:
         """GET the first bytes: size, validators and header of this mirror's object."""

@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from hxz.errors import BlockError, FormatError
 from hxz.sources.http import HttpSource, NotFound
 from multihttp.params import Params, apply
-from nbdsuite.launch import DiskServerProcess
+from nbdsuite.launch import DiskServerProcess, NginxProcess
 from tests.remote.support import REPO, nginx_bytes, replace_file, served_copy
 from tests.support.archives import catalog
 from tests.support.fakeserver import FakeServer
@@ -232,8 +233,9 @@ def test_mirror_misbehaving_at_open_is_not_used(tmp_path, cat, mode):
         assert src.size == len(data)
         assert src.pread(100_000, 1_000_000) == data[1_000_000:1_100_000]
         src.close()
-        # Only the probe reached the bad mirror: the data came from the good one.
-        assert [m for m, *_ in bad.requests] == ["GET"]
+        # Only the probe (1 + retries attempts) reached the bad mirror: the data came
+        # from the good one.
+        assert [m for m, *_ in bad.requests] == ["GET", "GET"]
     finally:
         bad.mode = "ok"
         bad.stop()
@@ -249,6 +251,71 @@ def test_mirror_misbehaving_at_open_is_not_used(tmp_path, cat, mode):
     finally:
         bad.mode = "ok"
         bad.stop()
+
+
+def test_a_cdn_edge_answering_200_until_it_has_the_object_is_retried_at_open(tmp_path, cat):
+    # The only mirror answers its first GETs with the whole object, as a CDN edge does
+    # for an object it has not cached yet: the probe at open is retried like any request.
+    path = tmp_path / "a.hxz"
+    path.write_bytes(cat["random"].path.read_bytes())
+    data = path.read_bytes()
+    cdn = FakeServer(str(path)).start()
+    cdn.whole_first = 2
+    logs = Logs()
+    try:
+        src = HttpSource([cdn.url], params(retries=2, retry_delay=0.01), log=logs)
+        assert read_sequential(src) == data
+        src.close()
+        opening = [m for m in logs if "(opening, attempt" in m]
+        assert len(opening) == 2 and all("answered 200" in m for m in opening), logs
+    finally:
+        cdn.stop()
+
+    # Past the retry budget it is refused at open, in one line naming the mirror.
+    cdn = FakeServer(str(path)).start()
+    cdn.whole_first = 2
+    try:
+        with pytest.raises(FormatError) as ei:
+            HttpSource([cdn.url], params(retries=1, retry_delay=0.01), log=Logs())
+        msg = str(ei.value)
+        assert "\n" not in msg and "answered 200" in msg and cdn.url.rstrip("/") in msg
+        assert cdn.gets == 2
+    finally:
+        cdn.stop()
+
+
+def test_a_missing_object_is_not_retried_at_open(tmp_path):
+    ng = NginxProcess(tmp_path, tmp_path / "nginx")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(NotFound):
+            HttpSource([f"{ng.url}nothing.hxz"], params(retries=5, retry_delay=1), log=Logs())
+        assert time.monotonic() - t0 < 1        # no backoff sleep
+        # nginx logs a request once its reply is sent: wait for the line, then for any other.
+        while not ng.requests() and time.monotonic() - t0 < 5:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert [(m, p, st) for m, p, st, _ in ng.requests()] == [("GET", "/nothing.hxz", 404)]
+    finally:
+        ng.stop()
+
+
+def test_a_cdn_answering_some_ranges_with_200_gives_exact_bytes(tmp_path, cat):
+    path = tmp_path / "a.hxz"
+    path.write_bytes(cat["multipage"].path.read_bytes())
+    data = path.read_bytes()
+    cdn = FakeServer(str(path)).start()
+    cdn.whole_new_ranges = True     # every range is answered 200 once, then 206
+    logs = Logs()
+    try:
+        src = HttpSource([cdn.url], params(retries=1, retry_delay=0.01), log=logs)
+        assert read_sequential(src) == data
+        assert src.pread(len(data) - 1000, 500) == data[500:len(data) - 500]
+        src.close()
+        refused = [m for m in logs if "answered 200" in m]
+        assert len(refused) >= 3, logs
+    finally:
+        cdn.stop()
 
 
 def test_replaced_file_is_an_error_never_mixed_bytes(cat, nginx, tmp_path):

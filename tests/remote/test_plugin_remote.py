@@ -27,6 +27,7 @@ from tests.remote.support import (
 )
 from tests.support.archives import catalog, checks, corrupt, spec
 from tests.support.archives import inputs as gen
+from tests.support.fakeserver import FakeServer
 from tests.support.nbd import Server, assert_one_clear_line, list_exports, run_tool, try_start
 
 
@@ -209,6 +210,23 @@ def test_http_disk_server_as_a_second_independent_server(cat, tmp_path):
     finally:
         assert srv.stop() == 0
         hds.stop()
+
+
+def test_a_cdn_style_mirror_answering_ranges_with_200_serves_exact_bytes(cat, tmp_path):
+    # Its first answer, and the first answer for each range, is the whole object (200),
+    # as from a CDN edge that has not cached it yet: the start and every read go through.
+    fx = cat["multipage_zstd"]
+    cdn = FakeServer(str(fx.path)).start()
+    cdn.whole_first, cdn.whole_new_ranges = 1, True
+    try:
+        srv = serve(tmp_path, "srv", f"url={cdn.url}", "retries=2", "retry-delay=0.01")
+        try:
+            assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+        finally:
+            assert srv.stop() == 0
+        assert cdn.gets > len(cdn.ranges_seen) > 1
+    finally:
+        cdn.stop()
 
 
 def test_failover_sigkill_one_mirror_mid_copy(cat, tmp_path):

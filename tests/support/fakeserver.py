@@ -17,6 +17,10 @@
     5xx        503 for every request
     no-head    405 for HEAD
 
+Like a CDN edge, whatever the mode: ``whole_first = N`` answers the first N GETs with 200
+and the whole file (an object not cached yet); ``whole_new_ranges = True`` so answers the
+first GET of each range (a range not cached yet), and the next GETs of it correctly.
+
 ``old = True`` behaves like the server this project replaces: no OPTIONS
 (501), and every reply closes the connection.
 
@@ -142,7 +146,12 @@ class _Handler(BaseHTTPRequestHandler):
         first, last = int(a), min(int(b), size - 1)
         n = last - first + 1
         data = os.pread(o.fd, n, first)
-        if o.mode == "200":
+        with self.server.lock:
+            o.gets += 1
+            cdn_whole = o.gets <= o.whole_first or \
+                (o.whole_new_ranges and rng not in o.ranges_seen)
+            o.ranges_seen.add(rng)
+        if o.mode == "200" or cdn_whole:
             whole = os.pread(o.fd, size, 0)
             self._reply(200, whole)
             return
@@ -225,6 +234,10 @@ class FakeServer:
         self.path = path
         self.fd = os.open(path, os.O_RDWR)
         self.mode = "ok"
+        self.whole_first = 0
+        self.whole_new_ranges = False
+        self.ranges_seen: set[str] = set()
+        self.gets = 0
         self.stall = 0.0
         self.features = set(features)
         self.auth: str | None = None    # "user:password" to require Basic auth
