@@ -94,6 +94,7 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
 
     def _accept_request(self) -> bool:
         """CPython's parsing plus this server's framing rules; False once refused."""
+        self.path = ""      # not the previous request's, should this one's not parse
         if len(self.raw_requestline) > MAX_REQUEST_LINE:
             self.command, self.requestline, self.request_version = None, "", "HTTP/1.1"
             self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG,
@@ -150,14 +151,19 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None
                    ) -> None:
-        """CPython's hook for protocol errors: a plain one-line reason, and close."""
+        """CPython's hook for protocol errors: a one-line reason, and close.  Plain text,
+        unless the application speaks another error format (the S3 face's XML)."""
         reason = message or self.responses.get(code, ("error",))[0]
         self.close_connection = True
         if self.request_version == "HTTP/0.9":
             # A broken request line leaves the version at 0.9, which would drop the
             # status line; HTTP/0.9 itself is not supported.
             self.request_version = "HTTP/1.0"
-        Response(self).send_text(code, reason)
+        render = getattr(self.server.app, "protocol_error", None)
+        if render is not None:
+            render(Response(self), getattr(self, "path", "") or "/", code, reason)
+        else:
+            Response(self).send_text(code, reason)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         # Request lines only, never headers (they may hold credentials); only with -v.

@@ -62,12 +62,20 @@ class S3App:
         self._created = created
 
     def __call__(self, req: Request, resp: Response) -> None:
-        rid = secrets.token_hex(8).upper()
-        ids = {"x-amz-request-id": rid, "x-amz-id-2": secrets.token_urlsafe(24)}
+        ids = _request_ids()
         try:
             self._dispatch(req, resp, ids)
         except Exception as e:  # noqa: BLE001 - every failure gets exactly one reply
             self._fail(req, resp, e, ids)
+
+    def protocol_error(self, resp: Response, target: str, status: int, reason: str) -> None:
+        """A request the HTTP layer refused before it reached this face (a request line
+        too long or malformed, a framing header given twice): S3's XML error with the code
+        of its status, so that an SDK reports a code, not an unreadable reply."""
+        ids = _request_ids()
+        code = code_for(Failure(status, reason))
+        body = xml.error(code, reason, target.partition("?")[0], ids["x-amz-request-id"])
+        resp.send(status, body, xml.CONTENT_TYPE, ids)
 
     # ---- routing -----------------------------------------------------------------------
 
@@ -218,6 +226,11 @@ class S3App:
             resp.send(f.status, body, xml.CONTENT_TYPE, {**ids, **f.headers})
 
         reply_failure(req, resp, exc, failure, self._config.verbose, send)
+
+
+def _request_ids() -> dict[str, str]:
+    return {"x-amz-request-id": secrets.token_hex(8).upper(),
+            "x-amz-id-2": secrets.token_urlsafe(24)}
 
 
 def _check_key(key: str) -> None:

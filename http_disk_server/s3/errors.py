@@ -49,19 +49,22 @@ _CODE_FOR_STATUS = {
     HTTPStatus.FORBIDDEN: "AccessDenied",
     HTTPStatus.NOT_FOUND: "NoSuchKey",
     HTTPStatus.METHOD_NOT_ALLOWED: "MethodNotAllowed",
+    HTTPStatus.REQUEST_URI_TOO_LONG: "InvalidURI",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: "RequestHeaderSectionTooLarge",
     HTTPStatus.REQUEST_TIMEOUT: "RequestTimeout",
     HTTPStatus.LENGTH_REQUIRED: "MissingContentLength",
     HTTPStatus.PRECONDITION_FAILED: "PreconditionFailed",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "EntityTooLarge",
     HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE: "InvalidRange",
     HTTPStatus.NOT_IMPLEMENTED: "NotImplemented",
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: "NotImplemented",
     HTTPStatus.SERVICE_UNAVAILABLE: "ServiceUnavailable",
 }
 
 
 def code_for(failure: Failure) -> str:
-    """The S3 error code of a generic failure (500s are InternalError)."""
-    if failure.status >= 500 and failure.status != HTTPStatus.NOT_IMPLEMENTED \
-            and failure.status != HTTPStatus.SERVICE_UNAVAILABLE:
-        return "InternalError"
-    return _CODE_FOR_STATUS.get(HTTPStatus(failure.status), "InvalidRequest")
+    """The S3 error code of a generic failure (other 5xx are InternalError)."""
+    status = HTTPStatus(failure.status)
+    if status in _CODE_FOR_STATUS:
+        return _CODE_FOR_STATUS[status]
+    return "InternalError" if status >= 500 else "InvalidRequest"
