@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=port, default=8000, help="TCP port (default 8000; 0 = any)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.add_argument("--read-only", action="store_true", help="refuse PUT and PATCH with 403")
-    p.add_argument("--user", help="require HTTP Basic auth with this user name")
+    p.add_argument("--user", help="require HTTP Basic auth with this user name (with --s3: "
+                   "for GET /metrics only)")
     p.add_argument("--password-file", metavar="F",
                    help="file whose first line is the password (with --user)")
     p.add_argument("--tls-cert", metavar="C", help="PEM certificate chain: serve HTTPS")
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         s3 = S3Settings(args.s3, args.bucket or DEFAULT_BUCKET, args.credentials,
                         args.s3_anonymous, args.verify or "crc")
         try:
-            s3.check()
+            s3.check(config)
         except ValueError as e:
             return _die(str(e))
     try:

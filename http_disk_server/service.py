@@ -98,7 +98,8 @@ class DiskService:
         """Open the storage and install the routes. True when serving; False when
         waiting for DRBD (requests get 503 until the device opens)."""
         if self.s3 is not None:
-            self.server.app, self._catalog = open_gateway(self.s3, self.config)
+            self.server.app, self._catalog = open_gateway(self.s3, self.config,
+                                                          self.server.metrics)
             return True
         if self.snapshot is not None:
             from .snapshot import open_snapshot  # needs hxz only in snapshot mode

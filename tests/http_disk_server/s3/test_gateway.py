@@ -104,8 +104,73 @@ def test_anonymous_must_be_asked_for(small, tmp_path):
         assert s.stop() == 0, s.log_text()
 
 
+def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, str, bytes]:
+    import base64
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " +
+                       base64.b64encode(":".join(auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def test_metrics_beside_the_bucket_behind_basic_auth(small, tmp_path):
+    # A scraper cannot sign SigV4: with --user, GET /metrics is served behind Basic auth,
+    # and every other request is still S3's, signed.
+    root, keys, creds = small
+    (root / "a.img").write_bytes(b"a" * 5000)
+    (tmp_path / "pw").write_text("scrape-secret\n")
+    s = start_server(["--s3", str(root), "--bucket", BUCKET, "--credentials", str(creds),
+                      "--user", "prom",
+                      "--password-file", str(tmp_path / "pw")], tmp_path)
+    try:
+        url = s.url.rstrip("/") + "/metrics"
+        assert _get(url)[0] == 401
+        assert _get(url, ("prom", "wrong"))[0] == 401
+        s3 = client(s.url, keys)
+        assert s3.get_object(Bucket=BUCKET, Key="a.img")["Body"].read() == b"a" * 5000
+        status, ctype, body = _get(url, ("prom", "scrape-secret"))
+        assert status == 200 and ctype.startswith("text/plain"), body[:200]
+        text = body.decode()
+        assert "http_disk_server_requests_total" in text
+        read = [ln for ln in text.splitlines()
+                if ln.startswith("http_disk_server_read_bytes_total ")]
+        assert read and float(read[0].split()[1]) >= 5000, text
+        # Basic credentials are no way into the bucket.
+        status, ctype, body = _get(s.url.rstrip("/") + f"/{BUCKET}/a.img",
+                                   ("prom", "scrape-secret"))
+        assert status == 400 and "xml" in ctype and b"<Code>" in body, body[:300]
+    finally:
+        assert s.stop() == 0, s.log_text()
+    assert "scrape-secret" not in s.log_text()
+
+
+def test_metrics_open_only_when_the_bucket_is_anonymous(small, tmp_path):
+    root, keys, creds = small
+    (root / "a.img").write_bytes(b"a" * 100)
+    signed = start_server(["--s3", str(root), "--credentials", str(creds)], tmp_path, "signed")
+    anon = start_server(["--s3", str(root), "--s3-anonymous"], tmp_path, "anon")
+    try:
+        # Signed-only and no --user: /metrics is an S3 path like any other (unsigned: 403).
+        status, ctype, body = _get(signed.url.rstrip("/") + "/metrics")
+        assert status == 403 and "xml" in ctype and b"AccessDenied" in body, body[:300]
+        status, ctype, body = _get(anon.url.rstrip("/") + "/metrics")
+        assert status == 200 and b"http_disk_server_requests_total" in body
+    finally:
+        assert signed.stop() == 0
+        assert anon.stop() == 0
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--bucket", "Bad_Name"], "--bucket"),
+    (["--user", "u", "--password-file", "{pw}", "--no-metrics"], "nothing to protect"),
+    (["--bucket", "metrics", "--user", "u", "--password-file", "{pw}"],
+     "would hide GET /metrics"),
     (["--credentials", "{missing}"], "cannot read --credentials"),
     (["--credentials", "{garbage}"], "not an AWS credentials file"),
     (["--credentials", "{halfkey}"], "needs both"),
@@ -116,8 +181,9 @@ def test_refused_starts(small, tmp_path, args, needle):
     (tmp_path / "halfkey").write_text(f"[x]\naws_secret_access_key = {keys.secret}\n")
     for name in ("garbage", "halfkey"):
         (tmp_path / name).chmod(0o600)
+    (tmp_path / "pw").write_text("pw\n")
     args = [a.format(missing=tmp_path / "none", garbage=tmp_path / "garbage",
-                     halfkey=tmp_path / "halfkey") for a in args]
+                     halfkey=tmp_path / "halfkey", pw=tmp_path / "pw") for a in args]
     if "--credentials" not in args:
         args += ["--credentials", str(creds)]
     p = launch(["--s3", str(root), *args, "--port", "0"], tmp_path, "refused")
