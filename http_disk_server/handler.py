@@ -94,7 +94,6 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
 
     def _accept_request(self) -> bool:
         """CPython's parsing plus this server's framing rules; False once refused."""
-        self.path = ""      # not the previous request's, should this one's not parse
         if len(self.raw_requestline) > MAX_REQUEST_LINE:
             self.command, self.requestline, self.request_version = None, "", "HTTP/1.1"
             self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG,
@@ -161,7 +160,9 @@ class DiskRequestHandler(BaseHTTPRequestHandler):
             self.request_version = "HTTP/1.0"
         render = getattr(self.server.app, "protocol_error", None)
         if render is not None:
-            render(Response(self), getattr(self, "path", "") or "/", code, reason)
+            # The path only once this request's line parsed (command set): otherwise
+            # ``path`` may still be the previous request's on this connection.
+            render(Response(self), self.path if self.command else "/", code, reason)
         else:
             Response(self).send_text(code, reason)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from ..config import Config
 from ..exchange import Request, Response
@@ -76,8 +75,8 @@ class WithMetrics:
         else:
             self._s3(req, resp)
 
-    def protocol_error(self, *args: Any) -> None:
-        self._s3.protocol_error(*args)
+    def protocol_error(self, resp: Response, target: str, status: int, reason: str) -> None:
+        self._s3.protocol_error(resp, target, status, reason)
 
 
 def open_gateway(settings: S3Settings, config: Config, metrics: Metrics
