@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from multihttp import request
@@ -51,6 +51,7 @@ from nbdsuite.httprange import parse_content_range
 
 from ..errors import BlockError, FormatError
 from .fetch import RangeFetcher
+from .redirects import Redirects
 from .settings import safe_url
 
 __all__ = ["HttpSource", "NotFound", "ObjectChanged"]
@@ -124,6 +125,7 @@ class HttpSource:
         ctx = make_ssl_context(p) if any(u.scheme == "https" for u in parsed) else None
         self._mirrors = [_Mirror(i, Pool(u, p, ctx), Endpoint(u.path, self.auth, safe_url(u.url)))
                          for i, u in enumerate(parsed)]
+        self._redirects = Redirects(p, log)
         self._runner = Runner(p, self._verify, log)
         self._runner.servers = list(self._mirrors)
         self._what = f"{self.name}: read"
@@ -134,8 +136,7 @@ class HttpSource:
         self.size = self._open()
         self._header = self._ref.probe.header
         # Sockets must not cross nbdkit's fork: connections are made again on first use.
-        for m in self._mirrors:
-            m.pool.close_all()
+        self._close_connections()
         self._fetcher = RangeFetcher(self._fetch, self.size, self.name,
                                      workers=p.connections, fetch_into=self._fetch_into)
 
@@ -155,8 +156,12 @@ class HttpSource:
 
     def close(self) -> None:
         self._fetcher.close()
+        self._close_connections()
+
+    def _close_connections(self) -> None:
         for m in self._mirrors:
             m.pool.close_all()
+        self._redirects.close_all()
 
     @property
     def requests(self) -> int:
@@ -221,20 +226,28 @@ class HttpSource:
                 attempt += 1
 
     def _probe(self, conn: Connection, m: _Mirror) -> _Probe:
-        """GET the first bytes: size, validators and header of this mirror's object."""
+        """GET the first bytes: size, validators and header of this mirror's object (where
+        its redirects lead).  ``closes``: whether ``conn`` is closed by the server."""
         resp = request.send_range_get(conn, m.endpoint, 0, PROBE_BYTES)
+        closes = resp.will_close
+        with self._redirects.follow(conn, m.pool.url, m.endpoint, resp, 0, PROBE_BYTES) \
+                as (last, resp, label):
+            return replace(self._probe_reply(last, resp, label), closes=closes)
+
+    def _probe_reply(self, conn: Connection, resp: Response, label: str) -> _Probe:
+        """The probe's reply (``label``: the URL that sent it, for messages)."""
         if resp.status == 416:
             cr = resp.headers.get("content-range", "")
             conn.read_small(resp)
             if cr.strip() == "bytes */0":
                 return _Probe(0, None, None, b"", resp.will_close)
-            raise ServerFault(f"{m.label}: HTTP 416 for the first {PROBE_BYTES} bytes")
+            raise ServerFault(f"{label}: HTTP 416 for the first {PROBE_BYTES} bytes")
         if resp.status == 200:
-            raise ServerFault(f"{m.label}: answered 200 to a Range request (no range "
+            raise ServerFault(f"{label}: answered 200 to a Range request (no range "
                               "support)")
         if resp.status == 403:
             # An S3-style refusal says why (SignatureDoesNotMatch, an expired URL...).
-            err = status_error(403, resp.reason, write=False, server=m.label)
+            err = status_error(403, resp.reason, write=False, server=label)
             try:
                 code = _S3_CODE.search(conn.read_small(resp, 16384))
             except (ServerFault, OSError):
@@ -249,7 +262,7 @@ class HttpSource:
         except ValueError:
             size = None             # refused below, with the reason
         body = bytearray(PROBE_BYTES if size is None else min(PROBE_BYTES, size))
-        request.read_range_reply(conn, resp, m.label, memoryview(body), 0, size,
+        request.read_range_reply(conn, resp, label, memoryview(body), 0, size,
                                  size_required=True)
         assert size is not None
         return _Probe(size, resp.headers.get("etag"), resp.headers.get("last-modified"),
@@ -302,8 +315,7 @@ class HttpSource:
         if self._pid != os.getpid():
             # Keep-alive connections made before a fork are shared with the parent.
             self._pid = os.getpid()
-            for m in self._mirrors:
-                m.pool.close_all()
+            self._close_connections()
         try:
             self._runner.run((self._what, len(mv), offset), self._get, mv, offset)
         except FinalError as e:     # ObjectChanged included: never another mirror
@@ -317,13 +329,15 @@ class HttpSource:
         """One ranged GET into ``mv``, checked strictly (see the module docstring)."""
         pins = m.pin_headers()
         resp = request.send_range_get(conn, m.endpoint, offset, len(mv), pins)
-        if resp.status == 412:
-            raise ObjectChanged(f"{m.label}: the object changed since it was opened (HTTP "
-                                f"412 for {', '.join(pins)})")
-        if resp.status == 206:
-            self._check_pin(m, resp)
-        request.read_range_reply(conn, resp, m.label, mv, offset, self.size,
-                                 size_required=True)
+        with self._redirects.follow(conn, m.pool.url, m.endpoint, resp, offset, len(mv),
+                                    pins) as (conn, resp, label):
+            if resp.status == 412:
+                raise ObjectChanged(f"{label}: the object changed since it was opened (HTTP "
+                                    f"412 for {', '.join(pins)})")
+            if resp.status == 206:
+                self._check_pin(m, resp)
+            request.read_range_reply(conn, resp, label, mv, offset, self.size,
+                                     size_required=True)
 
     def _check_pin(self, m: _Mirror, resp: Response) -> None:
         """A 206 must carry the validator the mirror is pinned to, whatever If-Match did

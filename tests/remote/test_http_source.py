@@ -318,6 +318,85 @@ def test_a_cdn_answering_some_ranges_with_200_gives_exact_bytes(tmp_path, cat):
         cdn.stop()
 
 
+def test_redirects_are_followed_anew_on_every_request(tmp_path, cat, nginx):
+    # A download host pointing at where the bytes are (here nginx): every ranged GET
+    # is redirected and followed, none remembered (a signed target may expire).
+    www = tmp_path / "www"
+    www.mkdir()
+    data = cat["multipage"].path.read_bytes()
+    (www / "target.hxz").write_bytes(data)
+    ng = nginx(www)
+    host = FakeServer(str(cat["multipage"].path)).start()
+    host.redirects = {"/a.hxz": f"{ng.url}target.hxz"}
+    logs = Logs()
+    try:
+        src = HttpSource([f"{host.url}a.hxz"], params(retries=0), log=logs)
+        assert read_sequential(src) == data
+        fetched = src.requests
+        src.close()
+        gets = [r for r in host.requests if r[0] == "GET"]
+        assert len(gets) == 1 + fetched             # the probe, then each fetch
+        # nginx logs a request once its reply is sent: wait (bounded) for the last lines.
+        deadline = time.monotonic() + 5
+        while True:
+            served = [r for r in ng.requests() if r[1] == "/target.hxz"]
+            if len(served) >= 1 + fetched or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert len(served) == 1 + fetched and all(r[2] == 206 for r in served)
+        assert sum("redirected to" in m for m in logs) == 1, logs
+    finally:
+        host.stop()
+
+
+def test_redirect_rules(tmp_path, cat):
+    path = cat["random"].path
+    data = path.read_bytes()
+    host = FakeServer(str(path)).start()
+    other = FakeServer(str(path)).start()
+    host.auth = other.auth = "u:pw"
+    try:
+        # Same origin (relative Location): user=/password= still go with it.
+        host.redirects = {"/a.hxz": "/b.hxz"}
+        src = HttpSource([f"{host.url}a.hxz"], params(user="u", password="pw"), log=Logs())
+        assert src.pread(5000, 100_000) == data[100_000:105_000]
+        src.close()
+        assert {r[1] for r in host.requests} == {"/a.hxz", "/b.hxz"}
+        # Another origin: never (the other host then asks for them, and the open fails).
+        host.redirects = {"/a.hxz": f"{other.url}b.hxz"}
+        with pytest.raises(FormatError) as ei:
+            HttpSource([f"{host.url}a.hxz"], params(user="u", password="pw", retries=0),
+                       log=Logs())
+        assert "HTTP 401" in str(ei.value) and other.url.rstrip("/") in str(ei.value)
+        assert other.requests and all("Authorization" not in h for _, _, h in other.requests)
+        # A loop, a Location with credentials, another scheme: refused in one line.
+        for location, needle in [("/a.hxz", "more than 5 redirects"),
+                                 (f"http://x:y@127.0.0.1:{other.port}/b", "credentials"),
+                                 ("ftp://127.0.0.1/b", "unusable URL")]:
+            host.redirects = {"/a.hxz": location}
+            with pytest.raises(FormatError) as ei:
+                HttpSource([f"{host.url}a.hxz"], params(user="u", password="pw", retries=0),
+                           log=Logs())
+            msg = str(ei.value)
+            assert needle in msg and "\n" not in msg and "x:y" not in msg, msg
+    finally:
+        host.stop()
+        other.stop()
+
+
+def test_https_never_redirects_to_plain_http():
+    from hxz.sources.redirects import Redirects
+    from multihttp.errors import ServerFault
+    from multihttp.params import parse_url
+    here = parse_url("https://mirror.example:8443/a.hxz")
+    with pytest.raises(ServerFault) as ei:
+        Redirects(Params(), Logs())._target(here, "http://cdn.example/a.hxz", "m")
+    assert "refused (plain http)" in str(ei.value)
+    there = Redirects(Params(), Logs())._target(here, "//cdn.example/b?sig=1", "m")
+    assert (there.scheme, there.host, there.port, there.path) == \
+        ("https", "cdn.example", 443, "/b?sig=1")
+
+
 def test_replaced_file_is_an_error_never_mixed_bytes(cat, nginx, tmp_path):
     www = tmp_path / "www"
     path = served_copy(cat["random"].path, www, "img.hxz")

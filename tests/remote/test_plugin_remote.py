@@ -229,6 +229,25 @@ def test_a_cdn_style_mirror_answering_ranges_with_200_serves_exact_bytes(cat, tm
         cdn.stop()
 
 
+def test_a_mirror_that_redirects_serves_exact_bytes(cat, tmp_path):
+    # A download host redirecting to where the archive is (here http-disk-server).
+    fx = cat["multipage_zstd"]
+    hds = DiskServerProcess(["--disk", str(fx.path), "--read-only"], tmp_path / "hds.log",
+                            cwd=REPO)
+    host = FakeServer(str(fx.path)).start()
+    host.redirects = {"/vm.hxz": hds.url}
+    try:
+        srv = serve(tmp_path, "srv", f"url={host.url}vm.hxz")
+        try:
+            assert nbdcopy_bytes(srv.uri, tmp_path) == fx.primary
+        finally:
+            assert srv.stop() == 0
+        assert "redirected to" in srv.log_text()
+    finally:
+        host.stop()
+        hds.stop()
+
+
 def test_failover_sigkill_one_mirror_mid_copy(cat, tmp_path):
     fx = cat["multipage"]
     a = DiskServerProcess(["--disk", str(fx.path), "--read-only"], tmp_path / "a.log", cwd=REPO)

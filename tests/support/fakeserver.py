@@ -21,6 +21,9 @@ Like a CDN edge, whatever the mode: ``whole_first = N`` answers the first N GETs
 and the whole file (an object not cached yet); ``whole_new_ranges = True`` so answers the
 first GET of each range (a range not cached yet), and the next GETs of it correctly.
 
+``redirects = {path: location}`` answers a GET of ``path`` with 302 and that Location
+(after the auth check), like a download host pointing at where the bytes are.
+
 ``old = True`` behaves like the server this project replaces: no OPTIONS
 (501), and every reply closes the connection.
 
@@ -140,6 +143,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._common():
             return
         o = self.server.owner
+        if self.path in o.redirects:
+            self._reply(302, b"<html>moved</html>\n", {"Location": o.redirects[self.path]})
+            return
         size = o.size()
         rng = self.headers.get("Range", "")
         a, _, b = rng.removeprefix("bytes=").partition("-")
@@ -234,6 +240,7 @@ class FakeServer:
         self.path = path
         self.fd = os.open(path, os.O_RDWR)
         self.mode = "ok"
+        self.redirects: dict[str, str] = {}
         self.whole_first = 0
         self.whole_new_ranges = False
         self.ranges_seen: set[str] = set()
