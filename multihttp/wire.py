@@ -95,6 +95,10 @@ class Connection:
         self._armed_for = self._deadline
         self._armed_at = now
 
+    def remaining(self) -> float:
+        """Seconds left of the current request's deadline (0 once it has passed)."""
+        return max(0.0, self._deadline - time.monotonic())
+
     def close(self) -> None:
         try:
             self.rfile.close()

@@ -96,7 +96,11 @@ class Redirects:
             target = Endpoint(here.path, ep.auth if _origin(here) == _origin(mirror) else None,
                               safe_url(here.url))
             self._note(ep.label, target.label)
-            hop, resp = self._send(here, target, conn.budget, offset, n, extra)
+            # The hops share the deadline of the request they continue.
+            left = conn.remaining()
+            if left <= 0:
+                raise TimeoutError("request timed out")
+            hop, resp = self._send(here, target, left, offset, n, extra)
             label = target.label
             if resp.status not in REDIRECTS:
                 break

@@ -384,6 +384,31 @@ def test_redirect_rules(tmp_path, cat):
         other.stop()
 
 
+def test_a_redirected_request_stays_within_its_timeout(tmp_path, cat):
+    path = cat["random"].path
+    data = path.read_bytes()
+    host = FakeServer(str(path)).start()
+    target = FakeServer(str(path)).start()
+    host.redirects = {"/a.hxz": f"{target.url}b.hxz"}
+    host.mode = target.mode = "stall"
+    host.stall = target.stall = 0.6
+    try:
+        # Each hop alone answers within 1 s; the two together do not (the probe at open
+        # has connect-timeout= for its budget).
+        t0 = time.monotonic()
+        with pytest.raises(FormatError) as ei:
+            HttpSource([f"{host.url}a.hxz"], params(connect_timeout=1, retries=0), log=Logs())
+        assert "timed out" in str(ei.value) and time.monotonic() - t0 < 3, str(ei.value)
+        src = HttpSource([f"{host.url}a.hxz"], params(connect_timeout=3, timeout=3,
+                                                      retries=0), log=Logs())
+        assert src.pread(1000, 5000) == data[5000:6000]
+        src.close()
+    finally:
+        host.mode = target.mode = "ok"
+        host.stop()
+        target.stop()
+
+
 def test_https_never_redirects_to_plain_http():
     from hxz.sources.redirects import Redirects
     from multihttp.errors import ServerFault
