@@ -51,7 +51,7 @@ from nbdsuite.httprange import parse_content_range
 
 from ..errors import BlockError, FormatError
 from .fetch import RangeFetcher
-from .redirects import Redirects
+from .redirects import RedirectRefused, Redirects
 from .settings import safe_url
 
 __all__ = ["HttpSource", "NotFound", "ObjectChanged"]
@@ -203,8 +203,8 @@ class HttpSource:
         """The probe at open, with the retry budget of every later request (1 + retries
         attempts, the same doubling backoff): a CDN edge may answer a range of an object
         it has not cached yet with the whole object (200), a server may be restarting.
-        A missing object (404, 410), a silent server (timeout) and a final refusal (a
-        403 naming wrong credentials) are not retried."""
+        A missing object (404, 410), a silent server (timeout), a redirect that is not
+        followed and a final refusal (a 403 naming wrong credentials) are not retried."""
         delays = backoff_delays(self.params)
         attempt = 0
         while True:
@@ -218,7 +218,8 @@ class HttpSource:
                 raise
             except (ServerFault, OSError) as e:
                 msg = m.failure(e)
-                if attempt >= self.params.retries or isinstance(e, TimeoutError) or \
+                if attempt >= self.params.retries or \
+                        isinstance(e, TimeoutError | RedirectRefused) or \
                         " HTTP 404" in msg or " HTTP 410" in msg:
                     raise
                 self.log(f"{msg} (opening, attempt {attempt + 1}); trying again")

@@ -41,6 +41,11 @@ _MAX_REDIRECT_BODY = 65536
 _STALE = (ConnectionClosed, BrokenPipeError, ConnectionResetError)
 
 
+class RedirectRefused(ServerFault):
+    """A redirect this module does not follow (a loop, no Location, another scheme,
+    credentials, a downgrade to http): asking again gets the same answer."""
+
+
 def _origin(u: ServerURL) -> tuple[str, str, int]:
     return u.scheme, u.host.lower(), u.port
 
@@ -89,9 +94,9 @@ class Redirects:
             if hop:
                 self._release(*hop, resp)
             if count == MAX_HOPS:
-                raise ServerFault(f"{ep.label}: more than {MAX_HOPS} redirects")
+                raise RedirectRefused(f"{ep.label}: more than {MAX_HOPS} redirects")
             if not location:
-                raise ServerFault(f"{label}: HTTP {status} without a Location")
+                raise RedirectRefused(f"{label}: HTTP {status} without a Location")
             here = self._target(here, location, label)
             target = Endpoint(here.path, ep.auth if _origin(here) == _origin(mirror) else None,
                               safe_url(here.url))
@@ -117,11 +122,11 @@ class Redirects:
         try:
             there = parse_url(urljoin(here.url, location))
         except (ParamError, ValueError) as e:
-            raise ServerFault(f"{label}: redirect to an unusable URL "
-                              f"({str(e).replace('urls: ', '', 1)})") from None
+            raise RedirectRefused(f"{label}: redirect to an unusable URL "
+                                  f"({str(e).replace('urls: ', '', 1)})") from None
         if here.scheme == "https" and there.scheme != "https":
-            raise ServerFault(f"{label}: redirect from https to {safe_url(there.url)} "
-                              "refused (plain http)")
+            raise RedirectRefused(f"{label}: redirect from https to {safe_url(there.url)} "
+                                  "refused (plain http)")
         return there
 
     def _pool(self, u: ServerURL) -> Pool:

@@ -369,16 +369,19 @@ def test_redirect_rules(tmp_path, cat):
                        log=Logs())
         assert "HTTP 401" in str(ei.value) and other.url.rstrip("/") in str(ei.value)
         assert other.requests and all("Authorization" not in h for _, _, h in other.requests)
-        # A loop, a Location with credentials, another scheme: refused in one line.
+        # A loop, a Location with credentials, another scheme: refused in one line, and
+        # not asked again (the retries are for failures that may pass).
         for location, needle in [("/a.hxz", "more than 5 redirects"),
                                  (f"http://x:y@127.0.0.1:{other.port}/b", "credentials"),
                                  ("ftp://127.0.0.1/b", "unusable URL")]:
             host.redirects = {"/a.hxz": location}
+            before = len(host.requests)
             with pytest.raises(FormatError) as ei:
-                HttpSource([f"{host.url}a.hxz"], params(user="u", password="pw", retries=0),
+                HttpSource([f"{host.url}a.hxz"], params(user="u", password="pw", retries=2),
                            log=Logs())
             msg = str(ei.value)
             assert needle in msg and "\n" not in msg and "x:y" not in msg, msg
+            assert len(host.requests) - before == (6 if location == "/a.hxz" else 1)
     finally:
         host.stop()
         other.stop()
