@@ -34,6 +34,8 @@ from multihttp.wire import Connection, ConnectionClosed, Response
 from .settings import safe_url
 
 MAX_HOPS = 5
+# Target hosts whose idle connections are kept (per HttpSource).
+MAX_TARGETS = 16
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # The body of a redirect is a few lines of HTML; more is not a redirect worth following.
 _MAX_REDIRECT_BODY = 65536
@@ -130,13 +132,19 @@ class Redirects:
         return there
 
     def _pool(self, u: ServerURL) -> Pool:
+        dropped = None
         with self._lock:
             pool = self._pools.get(_origin(u))
             if pool is None:
                 if u.scheme == "https" and self._ctx is None:
                     self._ctx = make_ssl_context(self._p)
+                if len(self._pools) >= MAX_TARGETS:
+                    # A host that sends each request elsewhere: keep the newest targets.
+                    dropped = self._pools.pop(next(iter(self._pools)))
                 pool = self._pools[_origin(u)] = Pool(u, self._p, self._ctx)
-            return pool
+        if dropped is not None:
+            dropped.close_all()
+        return pool
 
     def _send(self, u: ServerURL, ep: Endpoint, budget: float, offset: int, n: int,
               extra: dict[str, str] | None) -> tuple[tuple[Pool, Connection], Response]:

@@ -572,3 +572,14 @@ def test_open_errors_are_one_line(cat_nginx):
     with pytest.raises(FormatError) as ei:
         HttpSource(["http://127.0.0.1:1/x.hxz"], params(retries=0), log=Logs())
     assert "connection refused" in str(ei.value)
+
+
+def test_connections_kept_for_redirect_targets_are_bounded(monkeypatch):
+    from hxz.sources import redirects
+    from multihttp.params import parse_url
+    monkeypatch.setattr(redirects, "MAX_TARGETS", 3)
+    r = redirects.Redirects(Params(), Logs())
+    pools = [r._pool(parse_url(f"http://127.0.0.{i}:80{i}/x")) for i in range(1, 6)]
+    assert len(r._pools) == 3
+    assert list(r._pools.values()) == pools[2:]
+    assert r._pool(parse_url("http://127.0.0.5:805/y")) is pools[4]     # same origin
