@@ -82,9 +82,13 @@ def options(conn: Connection, ep: Endpoint) -> frozenset[str]:
 
 def send_range_get(conn: Connection, ep: Endpoint, offset: int, n: int,
                    extra: dict[str, str] | None = None) -> Response:
-    """Send a GET of bytes [offset, offset+n) (plus ``extra`` headers); the reply's head."""
+    """Send a GET of bytes [offset, offset+n) (plus ``extra`` headers); the reply's head.
+
+    Accept-Encoding: identity, because without the header a server may apply any content
+    coding (RFC 9110 section 12.5.3), and the range is then one of the coded bytes."""
     hdrs = ep.headers()
     hdrs["Range"] = f"bytes={offset}-{offset + n - 1}"
+    hdrs["Accept-Encoding"] = "identity"
     if extra:
         hdrs.update(extra)
     conn.send("GET", ep.target, hdrs)
@@ -101,7 +105,7 @@ def read_range_reply(conn: Connection, resp: Response, label: str, buf: memoryvi
     length (not chunked) and whose body has that many bytes.  ``size`` is the object's
     length; a Content-Range naming another one is refused, and with ``size_required`` so
     is one that leaves it unknown (``/*``).  A 200 means Range was ignored: its body
-    would start at byte 0, so it is never data.
+    would start at byte 0, so it is never data.  Nor is a body in a content coding.
     """
     n = len(buf)
     last = offset + n - 1
@@ -124,6 +128,11 @@ def read_range_reply(conn: Connection, resp: Response, label: str, buf: memoryvi
     if resp.length != n or resp.chunked:
         raise ServerFault(f"{label}: Content-Length "
                           f"{resp.headers.get('content-length')!r} for a {n}-byte range")
+    coding = resp.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        # The bytes would be those of the coded representation, not of the object.
+        raise ServerFault(f"{label}: Content-Encoding {coding!r} on a range reply (asked "
+                          "for identity)")
     got_n = conn.readinto_all(buf)
     if got_n != n:
         raise ServerFault(f"{label}: body ended after {got_n} of {n} bytes")

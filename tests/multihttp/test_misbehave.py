@@ -11,7 +11,7 @@ from tests.multihttp.conftest import make_disk
 
 MiB = 1 << 20
 BAD_MODES = ["200", "200-range", "bad-range", "other-size", "short", "drop", "stall",
-             "trickle", "5xx"]
+             "trickle", "5xx", "gzip"]
 FAST = ["timeout=1", "connect-timeout=1", "retries=1", "retry-delay=0.01"]
 
 

@@ -174,7 +174,7 @@ def test_failover_mid_copy_in_threads(cat, tmp_path):
 
 # (A mirror whose replies name another size mid-read is a replaced object: EIO, below.)
 @pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "unknown-size", "short",
-                                  "drop", "stall"])
+                                  "drop", "stall", "gzip"])
 def test_misbehaving_mirror_fails_over_never_wrong_bytes(tmp_path, cat, mode):
     path = tmp_path / "a.hxz"
     path.write_bytes(cat["random"].path.read_bytes())
@@ -197,7 +197,7 @@ def test_misbehaving_mirror_fails_over_never_wrong_bytes(tmp_path, cat, mode):
 
 
 @pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "other-size",
-                                  "unknown-size", "short", "stall"])
+                                  "unknown-size", "short", "stall", "gzip"])
 def test_misbehaving_only_mirror_is_eio_never_wrong_bytes(tmp_path, cat, mode):
     path = tmp_path / "a.hxz"
     path.write_bytes(cat["random"].path.read_bytes())

@@ -10,6 +10,9 @@
     bad-range  206 with a Content-Range shifted by one block
     other-size 206 with the range asked for, but a complete length one byte larger
     unknown-size  206 with the range asked for and an unknown complete length (``/*``)
+    gzip       206 with the right Content-Range and Content-Length, but the body gzipped
+               (Content-Encoding: gzip) and cut or padded to that length: wrong bytes
+               that only the Content-Encoding header tells apart
     short      206 whose body is shorter than its Content-Length (then close)
     drop       send half the body, then close the connection
     stall      sleep ``stall`` seconds before answering
@@ -35,6 +38,7 @@ extensions, answering 405).  ``requests`` records (method, path, headers), and
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import sys
@@ -171,9 +175,13 @@ class _Handler(BaseHTTPRequestHandler):
             cr = format_content_range(first, last, size + 1)
         elif o.mode == "unknown-size":
             cr = format_content_range(first, last, None)
+        if o.mode == "gzip":
+            data = (gzip.compress(data) + bytes(n))[:n]
         self.send_response(206)
         self.send_header("Content-Range", cr)
         self.send_header("Content-Length", str(n))
+        if o.mode == "gzip":
+            self.send_header("Content-Encoding", "gzip")
         if o.mode in ("short", "drop"):
             self.send_header("Connection", "close")
         self.end_headers()
