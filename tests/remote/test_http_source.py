@@ -51,6 +51,14 @@ def disk_server(path: Path, tmp_path: Path, *extra: str, name: str = "srv") -> D
                              tmp_path / f"{name}.log", cwd=REPO)
 
 
+def fake_copy(tmp_path: Path, src: Path) -> tuple[FakeServer, Path, bytes]:
+    """A FakeServer on a copy of a catalogue archive (it opens its file for writing too,
+    and the catalogue is shared): the server, the copy's path and its bytes."""
+    path = tmp_path / "a.hxz"
+    path.write_bytes(src.read_bytes())
+    return FakeServer(str(path)).start(), path, path.read_bytes()
+
+
 @pytest.mark.parametrize("name", catalog.ALL)
 def test_catalogue_bytes_over_nginx(cat, cat_nginx, name):
     path = cat[name].path
@@ -176,10 +184,7 @@ def test_failover_mid_copy_in_threads(cat, tmp_path):
 @pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "unknown-size", "short",
                                   "drop", "stall", "gzip"])
 def test_misbehaving_mirror_fails_over_never_wrong_bytes(tmp_path, cat, mode):
-    path = tmp_path / "a.hxz"
-    path.write_bytes(cat["random"].path.read_bytes())
-    data = path.read_bytes()
-    bad = FakeServer(str(path)).start()
+    bad, path, data = fake_copy(tmp_path, cat["random"].path)
     good = disk_server(path, tmp_path, name="good")
     logs = Logs()
     try:
@@ -199,9 +204,7 @@ def test_misbehaving_mirror_fails_over_never_wrong_bytes(tmp_path, cat, mode):
 @pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "other-size",
                                   "unknown-size", "short", "stall", "gzip"])
 def test_misbehaving_only_mirror_is_eio_never_wrong_bytes(tmp_path, cat, mode):
-    path = tmp_path / "a.hxz"
-    path.write_bytes(cat["random"].path.read_bytes())
-    bad = FakeServer(str(path)).start()
+    bad, _, _ = fake_copy(tmp_path, cat["random"].path)
     try:
         src = HttpSource([bad.url], params(retries=1, retry_delay=0.01, timeout=1),
                          log=Logs())
@@ -220,10 +223,7 @@ def test_misbehaving_only_mirror_is_eio_never_wrong_bytes(tmp_path, cat, mode):
 @pytest.mark.parametrize("mode", ["200", "200-range", "bad-range", "unknown-size", "short"])
 def test_mirror_misbehaving_at_open_is_not_used(tmp_path, cat, mode):
     # The probe at open goes through the same strict check as every later GET.
-    path = tmp_path / "a.hxz"
-    path.write_bytes(cat["random"].path.read_bytes())
-    data = path.read_bytes()
-    bad = FakeServer(str(path)).start()
+    bad, path, data = fake_copy(tmp_path, cat["random"].path)
     bad.mode = mode
     good = disk_server(path, tmp_path, name="good")
     logs = Logs()
@@ -256,10 +256,7 @@ def test_mirror_misbehaving_at_open_is_not_used(tmp_path, cat, mode):
 def test_a_cdn_edge_answering_200_until_it_has_the_object_is_retried_at_open(tmp_path, cat):
     # The only mirror answers its first GETs with the whole object, as a CDN edge does
     # for an object it has not cached yet: the probe at open is retried like any request.
-    path = tmp_path / "a.hxz"
-    path.write_bytes(cat["random"].path.read_bytes())
-    data = path.read_bytes()
-    cdn = FakeServer(str(path)).start()
+    cdn, path, data = fake_copy(tmp_path, cat["random"].path)
     cdn.whole_first = 2
     logs = Logs()
     try:
@@ -301,10 +298,7 @@ def test_a_missing_object_is_not_retried_at_open(tmp_path):
 
 
 def test_a_cdn_answering_some_ranges_with_200_gives_exact_bytes(tmp_path, cat):
-    path = tmp_path / "a.hxz"
-    path.write_bytes(cat["multipage"].path.read_bytes())
-    data = path.read_bytes()
-    cdn = FakeServer(str(path)).start()
+    cdn, _, data = fake_copy(tmp_path, cat["multipage"].path)
     cdn.whole_new_ranges = True     # every range is answered 200 once, then 206
     logs = Logs()
     try:
@@ -326,7 +320,7 @@ def test_redirects_are_followed_anew_on_every_request(tmp_path, cat, nginx):
     data = cat["multipage"].path.read_bytes()
     (www / "target.hxz").write_bytes(data)
     ng = nginx(www)
-    host = FakeServer(str(cat["multipage"].path)).start()
+    host, _, _ = fake_copy(tmp_path, cat["multipage"].path)
     host.redirects = {"/a.hxz": f"{ng.url}target.hxz"}
     logs = Logs()
     try:
@@ -350,9 +344,7 @@ def test_redirects_are_followed_anew_on_every_request(tmp_path, cat, nginx):
 
 
 def test_redirect_rules(tmp_path, cat):
-    path = cat["random"].path
-    data = path.read_bytes()
-    host = FakeServer(str(path)).start()
+    host, path, data = fake_copy(tmp_path, cat["random"].path)
     other = FakeServer(str(path)).start()
     host.auth = other.auth = "u:pw"
     try:
@@ -388,9 +380,7 @@ def test_redirect_rules(tmp_path, cat):
 
 
 def test_a_redirected_request_stays_within_its_timeout(tmp_path, cat):
-    path = cat["random"].path
-    data = path.read_bytes()
-    host = FakeServer(str(path)).start()
+    host, path, data = fake_copy(tmp_path, cat["random"].path)
     target = FakeServer(str(path)).start()
     host.redirects = {"/a.hxz": f"{target.url}b.hxz"}
     host.mode = target.mode = "stall"

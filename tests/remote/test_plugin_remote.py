@@ -216,7 +216,9 @@ def test_a_cdn_style_mirror_answering_ranges_with_200_serves_exact_bytes(cat, tm
     # Its first answer, and the first answer for each range, is the whole object (200),
     # as from a CDN edge that has not cached it yet: the start and every read go through.
     fx = cat["multipage_zstd"]
-    cdn = FakeServer(str(fx.path)).start()
+    copy = tmp_path / "vm.hxz"      # FakeServer opens its file for writing too
+    copy.write_bytes(fx.path.read_bytes())
+    cdn = FakeServer(str(copy)).start()
     cdn.whole_first, cdn.whole_new_ranges = 1, True
     try:
         srv = serve(tmp_path, "srv", f"url={cdn.url}", "retries=2", "retry-delay=0.01")
@@ -234,7 +236,9 @@ def test_a_mirror_that_redirects_serves_exact_bytes(cat, tmp_path):
     fx = cat["multipage_zstd"]
     hds = DiskServerProcess(["--disk", str(fx.path), "--read-only"], tmp_path / "hds.log",
                             cwd=REPO)
-    host = FakeServer(str(fx.path)).start()
+    copy = tmp_path / "vm.hxz"      # FakeServer opens its file for writing too
+    copy.write_bytes(fx.path.read_bytes())
+    host = FakeServer(str(copy)).start()
     host.redirects = {"/vm.hxz": hds.url}
     try:
         srv = serve(tmp_path, "srv", f"url={host.url}vm.hxz")
